@@ -1,0 +1,120 @@
+import { isStorageError, StorageError } from "./errors.js";
+import type { ObjectInfo, StorageDriver } from "./types.js";
+
+/** How a document is turned into bytes and back. */
+export interface Codec<T> {
+  encode(value: T): Uint8Array | string;
+  decode(bytes: Uint8Array): T;
+  contentType: string;
+}
+
+const decoder = new TextDecoder();
+
+export const jsonCodec: Codec<unknown> = {
+  encode: (value) => JSON.stringify(value),
+  decode: (bytes) => JSON.parse(decoder.decode(bytes)),
+  contentType: "application/json",
+};
+
+/**
+ * Receives the current document (`null` when missing) and returns the next one, or `undefined` to
+ * leave it as it is. It may run several times when writers race, so it must not have side effects.
+ */
+export type CasUpdater<T> = (current: T | null, info: ObjectInfo | null) => T | undefined | Promise<T | undefined>;
+
+export interface CasOptions<T> {
+  /** Defaults to JSON. */
+  codec?: Codec<T>;
+  /** Read–update–write rounds before giving up with `E_PRECONDITION`. Default 12. */
+  maxAttempts?: number;
+  /** First back-off ceiling in ms; doubles each round (full jitter), capped at 500 ms. Default 4. */
+  baseDelayMs?: number;
+  cacheControl?: string;
+  signal?: AbortSignal;
+}
+
+export interface CasResult<T> {
+  value: T | null;
+  info: ObjectInfo | null;
+  /** Whether this call wrote a new version. */
+  written: boolean;
+  attempts: number;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Read → update → conditional write, retried with jittered back-off when another writer got there
+ * first. Creation uses `ifNoneMatch: "*"` and updates `ifMatch`, so no acknowledged change is lost
+ * even across processes and replicas that share the backend.
+ */
+export async function casUpdate<T = unknown>(
+  driver: StorageDriver,
+  key: string,
+  update: CasUpdater<T>,
+  options: CasOptions<T> = {},
+): Promise<CasResult<T>> {
+  const codec = (options.codec ?? jsonCodec) as Codec<T>;
+  const maxAttempts = options.maxAttempts ?? 12;
+  const baseDelay = options.baseDelayMs ?? 4;
+  const { signal } = options;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const current = await driver.get(key, { signal });
+    let value: T | null = null;
+    if (current) {
+      try {
+        value = codec.decode(current.body);
+      } catch (cause) {
+        throw new StorageError("E_INTERNAL", `document "${key}" cannot be decoded`, {
+          driver: driver.name,
+          key,
+          cause,
+        });
+      }
+    }
+    const info = current ? stripBody(current) : null;
+    const next = await update(value, info);
+    if (next === undefined) return { value, info, written: false, attempts: attempt };
+    try {
+      const written = await driver.put(key, codec.encode(next), {
+        ...(current ? { ifMatch: current.etag } : { ifNoneMatch: "*" }),
+        contentType: codec.contentType,
+        cacheControl: options.cacheControl,
+        signal,
+      });
+      return { value: next, info: written, written: true, attempts: attempt };
+    } catch (error) {
+      if (!isStorageError(error, "E_PRECONDITION")) throw error;
+      lastError = error;
+    }
+    if (attempt < maxAttempts) {
+      const ceiling = Math.min(500, baseDelay * 2 ** (attempt - 1));
+      await sleep(Math.random() * ceiling, signal);
+    }
+  }
+  throw new StorageError("E_PRECONDITION", `gave up updating "${key}" after ${maxAttempts} conflicting attempts`, {
+    driver: driver.name,
+    key,
+    cause: lastError,
+    retryable: true,
+  });
+}
+
+function stripBody(object: ObjectInfo & { body?: unknown }): ObjectInfo {
+  const { body: _body, ...info } = object;
+  return info;
+}
