@@ -25,9 +25,9 @@ export type CasUpdater<T> = (current: T | null, info: ObjectInfo | null) => T | 
 export interface CasOptions<T> {
   /** Defaults to JSON. */
   codec?: Codec<T>;
-  /** Read–update–write rounds before giving up with `E_PRECONDITION`. Default 12. */
+  /** Read–update–write rounds before giving up with `E_PRECONDITION`. Default 30: dozens of writers may race on one hot document. */
   maxAttempts?: number;
-  /** First back-off ceiling in ms; doubles each round (full jitter), capped at 500 ms. Default 4. */
+  /** First back-off ceiling in ms; doubles each round (full jitter), capped at 1 s. Default 4. */
   baseDelayMs?: number;
   cacheControl?: string;
   signal?: AbortSignal;
@@ -68,7 +68,7 @@ export async function casUpdate<T = unknown>(
   options: CasOptions<T> = {},
 ): Promise<CasResult<T>> {
   const codec = (options.codec ?? jsonCodec) as Codec<T>;
-  const maxAttempts = options.maxAttempts ?? 12;
+  const maxAttempts = options.maxAttempts ?? 30;
   const baseDelay = options.baseDelayMs ?? 4;
   const { signal } = options;
   let lastError: unknown;
@@ -102,7 +102,7 @@ export async function casUpdate<T = unknown>(
       lastError = error;
     }
     if (attempt < maxAttempts) {
-      const ceiling = Math.min(500, baseDelay * 2 ** (attempt - 1));
+      const ceiling = Math.min(1000, baseDelay * 2 ** (attempt - 1));
       await sleep(Math.random() * ceiling, signal);
     }
   }

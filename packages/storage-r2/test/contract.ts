@@ -310,7 +310,7 @@ export function describeDriver(target: ContractTarget): void {
           { length: 2500 },
           (_, i) => `list/p/${String(i).padStart(5, "0")}${i % 7 === 0 ? "/nested" : ""}`,
         );
-        const outside = ["list/other", "list/p", "list/q/1", "lisp/x"];
+        const outside = ["list/other", "list/pp", "list/q/1", "lisp/x"];
         await pool([...keys, ...outside], 32, async (key) => {
           await driver.put(key, key);
         });

@@ -1,0 +1,151 @@
+import { spawn } from "node:child_process";
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { tempDir } from "@fw/tooling/test";
+import { afterAll, describe, expect, it } from "vitest";
+import { casUpdate } from "../src/cas.js";
+import { fsDriver } from "../src/drivers/fs.js";
+import { describeDriver, expectCode, must } from "./contract.js";
+
+const cleanups: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  await Promise.all(cleanups.map((cleanup) => cleanup()));
+});
+
+async function freshRoot(): Promise<string> {
+  const dir = await tempDir("fw-fs-");
+  cleanups.push(dir.remove);
+  return dir.path;
+}
+
+describeDriver({
+  name: "fs",
+  create: async () => fsDriver({ root: await freshRoot() }),
+  memoryUsage: () => process.memoryUsage().rss,
+});
+
+describe("fs driver", () => {
+  const text = new TextDecoder();
+
+  it("keeps conditional writes exact across two processes sharing the folder", { timeout: 120_000 }, async () => {
+    const root = await freshRoot();
+    const tsx = createRequire(import.meta.url).resolve("tsx/cli");
+    const script = fileURLToPath(new URL("./fixtures/cas-child.ts", import.meta.url));
+    const child = spawn(process.execPath, [tsx, script, root, "counter.json", "25"], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    let output = "";
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes("ready")) resolve();
+      });
+      child.on("exit", () => reject(new Error(`child exited early: ${output}`)));
+    });
+    const driver = fsDriver({ root });
+    child.stdin.end("go\n");
+    await Promise.all(
+      Array.from({ length: 25 }, () =>
+        casUpdate<{ n: number; by: string[] }>(driver, "counter.json", (current) => ({
+          n: (current?.n ?? 0) + 1,
+          by: [...(current?.by ?? []), "parent"],
+        })),
+      ),
+    );
+    expect(await exited).toBe(0);
+    expect(output).toContain("done");
+    const final = JSON.parse(text.decode(must(await driver.get("counter.json")).body));
+    expect(final.n).toBe(50);
+    expect(final.by.filter((who: string) => who === "parent")).toHaveLength(25);
+    expect(final.by.filter((who: string) => who.startsWith("child-"))).toHaveLength(25);
+  });
+
+  it("stores each object as a plain file under the root", async () => {
+    const root = await freshRoot();
+    const driver = fsDriver({ root });
+    await driver.put("packages/@acme/widget/package.json", '{"name":"@acme/widget"}');
+    expect(await readFile(join(root, "packages", "@acme", "widget", "package.json"), "utf8")).toBe(
+      '{"name":"@acme/widget"}',
+    );
+  });
+
+  it("keeps ETags and content types across restarts, as the MD5 of the content", async () => {
+    const root = await freshRoot();
+    const first = await fsDriver({ root }).put("doc.json", '{"a":1}', { contentType: "application/json" });
+    const again = await fsDriver({ root }).head("doc.json");
+    expect(again).toMatchObject({ etag: first.etag, contentType: "application/json" });
+    const { createHash } = await import("node:crypto");
+    expect(first.etag).toBe(createHash("md5").update('{"a":1}').digest("hex"));
+  });
+
+  it("describes files placed by hand, and notices when they are edited behind its back", async () => {
+    const root = await freshRoot();
+    const driver = fsDriver({ root });
+    await mkdir(join(root, "manual"), { recursive: true });
+    await writeFile(join(root, "manual", "file.txt"), "by hand");
+    const { createHash } = await import("node:crypto");
+    expect(await driver.head("manual/file.txt")).toMatchObject({
+      size: 7,
+      etag: createHash("md5").update("by hand").digest("hex"),
+    });
+    const put = await driver.put("manual/edited.txt", "original");
+    await writeFile(join(root, "manual", "edited.txt"), "changed by someone");
+    const future = new Date(Date.now() + 5_000);
+    await utimes(join(root, "manual", "edited.txt"), future, future);
+    const seen = must(await driver.head("manual/edited.txt"));
+    expect(seen.etag).not.toBe(put.etag);
+    expect(seen.etag).toBe(createHash("md5").update("changed by someone").digest("hex"));
+    await expectCode(driver.put("manual/edited.txt", "x", { ifMatch: put.etag }), "E_PRECONDITION");
+  });
+
+  it("refuses a key below an existing object, and an object where a folder of keys is", async () => {
+    const driver = fsDriver({ root: await freshRoot() });
+    await driver.put("a", "object");
+    await expectCode(driver.put("a/b", "below"), "E_INVALID_KEY");
+    await driver.put("dir/child", "x");
+    await expectCode(driver.put("dir", "over a folder"), "E_INVALID_KEY");
+    expect(text.decode(must(await driver.get("a")).body)).toBe("object");
+    expect(await driver.get("a/b")).toBeNull();
+    expect(await driver.get("dir")).toBeNull();
+  });
+
+  it("removes folders emptied by deletes and hides its own bookkeeping from listings", async () => {
+    const root = await freshRoot();
+    const driver = fsDriver({ root });
+    await driver.put("deep/nested/folder/key", "x");
+    await driver.delete("deep/nested/folder/key");
+    expect((await readdir(root)).sort()).toEqual([".fw"]);
+    expect(await driver.list()).toEqual({ objects: [] });
+  });
+
+  it("never follows a key outside the root, even through odd spellings", async () => {
+    const root = await freshRoot();
+    const outside = await freshRoot();
+    await writeFile(join(outside, "secret"), "do not read");
+    const driver = fsDriver({ root });
+    for (const key of ["../secret", "../../secret", "a/../../secret", "%2e%2e/secret/..", ".fw/meta/x"]) {
+      await expectCode(driver.get(key), "E_INVALID_KEY");
+      await expectCode(driver.put(key, "x"), "E_INVALID_KEY");
+    }
+    // Percent-encoding is not decoded: it is an ordinary file name inside the root.
+    await driver.put("%2e%2e/secret", "inside");
+    expect((await stat(join(root, "%2e%2e", "secret"))).isFile()).toBe(true);
+    expect(await readFile(join(outside, "secret"), "utf8")).toBe("do not read");
+  });
+
+  it("lets a writer take over a lock left by a crashed process", { timeout: 30_000 }, async () => {
+    const root = await freshRoot();
+    const driver = fsDriver({ root, staleLockMs: 2_000 });
+    await driver.put("locked", "before");
+    const { createHash } = await import("node:crypto");
+    const lock = join(root, ".fw", "locks", `${createHash("sha256").update("locked").digest("hex")}.lock`);
+    await mkdir(lock);
+    const past = new Date(Date.now() - 60_000);
+    await utimes(lock, past, past);
+    await driver.put("locked", "after");
+    expect(text.decode(must(await driver.get("locked")).body)).toBe("after");
+  });
+});
