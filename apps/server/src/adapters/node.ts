@@ -1,0 +1,105 @@
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { StorageDriver } from "@fw/storage-r2";
+import { fsDriver } from "@fw/storage-r2/fs";
+import { s3Driver } from "@fw/storage-r2/s3";
+import { getRequestListener } from "@hono/node-server";
+import pino from "pino";
+import pretty from "pino-pretty";
+import { createRegistry, type Registry } from "../app.js";
+import type { FwConfig } from "../config/index.js";
+import type { Logger } from "../context.js";
+
+/** The storage driver a config names. */
+export function storageFromConfig(config: FwConfig): StorageDriver {
+  const storage = config.storage;
+  if (storage.driver === "fs") return fsDriver({ root: storage.path });
+  return s3Driver({
+    bucket: storage.bucket,
+    region: storage.region,
+    forcePathStyle: storage.forcePathStyle,
+    credentials: { accessKeyId: storage.accessKeyId, secretAccessKey: storage.secretAccessKey },
+    ...(storage.endpoint !== undefined && { endpoint: storage.endpoint }),
+    ...(storage.prefix !== undefined && { prefix: storage.prefix }),
+  });
+}
+
+/** A pino logger as the config asks (JSON lines or human-readable), on stderr. */
+export function createLogger(config: FwConfig): Logger {
+  const destination =
+    config.log.format === "json" ? pino.destination(2) : pretty({ destination: 2, colorize: process.stderr.isTTY, sync: true });
+  const base = pino({ level: config.log.level, base: undefined }, destination);
+  const at =
+    (level: "debug" | "info" | "warn" | "error") =>
+    (message: string, fields?: Record<string, unknown>) =>
+      fields ? base[level](fields, message) : base[level](message);
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
+
+/**
+ * A `node:http` request listener for the registry, for embedding it in another server. With
+ * `basePath: "/npm"` it answers under `/npm/...` and writes links that include the prefix.
+ */
+export function createNodeListener(registry: Registry): (req: IncomingMessage, res: ServerResponse) => void {
+  return getRequestListener((request, env) => registry.fetch(request, { clientIp: env.incoming.socket.remoteAddress }));
+}
+
+export interface RunningRegistry {
+  url: string;
+  server: Server;
+  registry: Registry;
+  /** Stops accepting connections, lets in-flight requests finish, then resolves. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  storage?: StorageDriver;
+  logger?: Logger;
+  basePath?: string;
+  onListening?(url: string): void;
+  /** Install SIGINT/SIGTERM handlers that shut down gracefully and exit. Default true. */
+  handleSignals?: boolean;
+}
+
+/** Starts the registry on `config.listen` (port 0 picks a free port) and resolves when it listens. */
+export async function startRegistry(config: FwConfig, options: StartOptions = {}): Promise<RunningRegistry> {
+  const logger = options.logger ?? createLogger(config);
+  const storage = options.storage ?? storageFromConfig(config);
+  const registry = createRegistry(config, { storage, logger, ...(options.basePath && { basePath: options.basePath }) });
+  const server = createServer(createNodeListener(registry));
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 10 * 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}${options.basePath ?? ""}`;
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    }).then(() => storage.dispose?.());
+    return closing;
+  };
+  if (options.handleSignals ?? true) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info("shutting down", { signal });
+      const force = setTimeout(() => process.exit(1), 30_000);
+      force.unref();
+      void close().then(() => process.exit(0));
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  }
+  options.onListening?.(url);
+  logger.info("fw registry listening", { url, storage: config.storage.driver });
+  return { url, server, registry, close };
+}

@@ -1,0 +1,98 @@
+import { StorageError } from "@fw/storage-r2";
+
+/** Domain error codes. Services throw these; only this module knows HTTP statuses. */
+export type RegistryErrorCode =
+  | "E_BAD_REQUEST"
+  | "E_INVALID_NAME"
+  | "E_INVALID_VERSION"
+  | "E_INTEGRITY"
+  | "E_UNAUTHORIZED"
+  | "E_OTP_REQUIRED"
+  | "E_FORBIDDEN"
+  | "E_NOT_FOUND"
+  | "E_VERSION_EXISTS"
+  | "E_CONFLICT"
+  | "E_TOO_LARGE"
+  | "E_UNSUPPORTED_MEDIA_TYPE"
+  | "E_RATE_LIMITED"
+  | "E_UNAVAILABLE";
+
+export class RegistryError extends Error {
+  override readonly name = "RegistryError";
+  readonly code: RegistryErrorCode;
+  /** Extra response headers (e.g. `WWW-Authenticate`). */
+  readonly headers: Record<string, string> | undefined;
+  constructor(code: RegistryErrorCode, message: string, options: { cause?: unknown; headers?: Record<string, string> } = {}) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.headers = options.headers;
+  }
+}
+
+const STATUS: Record<RegistryErrorCode, number> = {
+  E_BAD_REQUEST: 400,
+  E_INVALID_NAME: 400,
+  E_INVALID_VERSION: 400,
+  E_INTEGRITY: 400,
+  E_UNAUTHORIZED: 401,
+  E_OTP_REQUIRED: 401,
+  E_FORBIDDEN: 403,
+  E_NOT_FOUND: 404,
+  E_VERSION_EXISTS: 409,
+  E_CONFLICT: 409,
+  E_TOO_LARGE: 413,
+  E_UNSUPPORTED_MEDIA_TYPE: 415,
+  E_RATE_LIMITED: 429,
+  E_UNAVAILABLE: 503,
+};
+
+export interface ErrorLogger {
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * The one place errors become responses: npm-style `{"error": "..."}` bodies with the right status.
+ * Unknown errors are logged and answered with a 500 that reveals nothing about them.
+ */
+export function errorResponse(error: unknown, logger: ErrorLogger, requestId?: string): Response {
+  let status: number;
+  let message: string;
+  let headers: Record<string, string> = {};
+  if (error instanceof RegistryError) {
+    status = STATUS[error.code];
+    message = error.message;
+    headers = error.headers ?? {};
+  } else if (error instanceof StorageError) {
+    switch (error.code) {
+      case "E_PRECONDITION":
+        status = 409;
+        message = "the document changed while it was being updated; please retry";
+        break;
+      case "E_INVALID_KEY":
+        status = 400;
+        message = "invalid package name or file name";
+        break;
+      case "E_UNAVAILABLE":
+        status = 503;
+        message = "storage is unavailable; please retry";
+        logger.error("storage unavailable", { err: error.message, requestId });
+        headers["retry-after"] = "1";
+        break;
+      default:
+        status = 500;
+        message = "internal server error";
+        logger.error("storage failure", { err: error.message, code: error.code, requestId });
+    }
+  } else {
+    status = 500;
+    message = "internal server error";
+    logger.error("unhandled error", {
+      err: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      requestId,
+    });
+  }
+  return new Response(JSON.stringify({ error: message }), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}

@@ -1,0 +1,8 @@
+export {
+  createLogger,
+  createNodeListener,
+  type RunningRegistry,
+  type StartOptions,
+  startRegistry,
+  storageFromConfig,
+} from "./adapters/node.js";

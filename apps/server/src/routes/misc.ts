@@ -1,0 +1,45 @@
+import type { Hono } from "hono";
+import { type AppEnv, json, requireUser, type Services } from "../context.js";
+import { RegistryError } from "../http/errors.js";
+
+/** Small endpoints npm calls: ping, search, stars, audit. */
+export function miscRoutes(app: Hono<AppEnv>, services: Services): void {
+  app.get("/-/ping", () => json({}));
+
+  app.get("/-/v1/search", (c) => {
+    const text = c.req.query("text") ?? "";
+    if (text.length > 256) throw new RegistryError("E_BAD_REQUEST", "search text is longer than 256 characters");
+    const size = Math.min(250, Math.max(1, Number.parseInt(c.req.query("size") ?? "20", 10) || 20));
+    const from = Math.max(0, Number.parseInt(c.req.query("from") ?? "0", 10) || 0);
+    return json(services.search.search(text, size, from));
+  });
+
+  // `npm stars [user]`: CouchDB view kept for compatibility.
+  app.get("/-/_view/starredByUser", (c) => {
+    let user = c.req.query("key") ?? "";
+    try {
+      user = JSON.parse(user) as string;
+    } catch {
+      // a bare name is accepted too
+    }
+    if (!user) user = requireUser(c).name;
+    return json({ rows: services.search.starredBy(String(user)).map((name) => ({ value: name })) });
+  });
+
+  // Audit: no advisory source yet, so every audit is clean. npm sends these bodies gzipped.
+  app.post("/-/npm/v1/security/advisories/bulk", () => json({}));
+  app.post("/-/npm/v1/security/audits/quick", () =>
+    json({
+      actions: [],
+      advisories: {},
+      muted: [],
+      metadata: {
+        vulnerabilities: { info: 0, low: 0, moderate: 0, high: 0, critical: 0 },
+        dependencies: 0,
+        devDependencies: 0,
+        optionalDependencies: 0,
+        totalDependencies: 0,
+      },
+    }),
+  );
+}

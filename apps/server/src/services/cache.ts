@@ -1,0 +1,151 @@
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import type { StorageDriver } from "@fw/storage-r2";
+import { LRUCache } from "lru-cache";
+import type { Packument } from "../npm/packument.js";
+
+/** One serialized form of a packument (full or abbreviated, for one base URL), compressed lazily once. */
+export interface Rendered {
+  etag: string;
+  json: Uint8Array;
+  gzip?: Uint8Array;
+  br?: Uint8Array;
+}
+
+interface Entry {
+  doc: Packument | null;
+  etag: string | null;
+  checkedAt: number;
+  rendered: Map<string, Rendered>;
+  bytes: number;
+}
+
+export interface PackumentCacheOptions {
+  /** Memory for cached documents and their serialized forms, in bytes. Default 64 MB. */
+  maxBytes?: number;
+  /**
+   * How long a cached document is served before storage is asked whether it changed (a HEAD), in ms.
+   * Writes through this process update the cache at once; this bounds staleness for writes made by
+   * other processes or replicas. Default 1000.
+   */
+  revalidateMs?: number;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Packuments in memory, with their serialized and precompressed bytes, so the hot read path is a map
+ * lookup and a buffer write. Invalidated on every write through this process.
+ */
+export class PackumentCache {
+  private readonly entries: LRUCache<string, Entry>;
+  private readonly revalidateMs: number;
+  private readonly loading = new Map<string, Promise<Entry>>();
+
+  constructor(
+    private readonly storage: StorageDriver,
+    private readonly keyOf: (name: string) => string,
+    options: PackumentCacheOptions = {},
+  ) {
+    this.revalidateMs = options.revalidateMs ?? 1000;
+    this.entries = new LRUCache<string, Entry>({
+      maxSize: options.maxBytes ?? 64 * 1024 * 1024,
+      sizeCalculation: (entry) => Math.max(1, entry.bytes),
+    });
+  }
+
+  /** The stored document and its storage ETag, or `null` when the package does not exist. */
+  async get(name: string): Promise<{ doc: Packument; etag: string } | null> {
+    const entry = await this.entry(name);
+    return entry.doc && entry.etag ? { doc: entry.doc, etag: entry.etag } : null;
+  }
+
+  /** Serialized bytes of a view of the document, built once per document version and variant. */
+  async render(
+    name: string,
+    variant: string,
+    build: (doc: Packument) => unknown,
+  ): Promise<Rendered | null> {
+    const entry = await this.entry(name);
+    if (!entry.doc || !entry.etag) return null;
+    let rendered = entry.rendered.get(variant);
+    if (!rendered) {
+      const json = encoder.encode(JSON.stringify(build(entry.doc)));
+      rendered = { etag: `"${entry.etag}-${hashVariant(variant)}"`, json };
+      entry.rendered.set(variant, rendered);
+      this.resize(name, entry, json.byteLength);
+    }
+    return rendered;
+  }
+
+  compressed(name: string, rendered: Rendered, encoding: "gzip" | "br"): Uint8Array {
+    const existing = rendered[encoding];
+    if (existing) return existing;
+    const bytes =
+      encoding === "gzip"
+        ? gzipSync(rendered.json, { level: 6 })
+        : brotliCompressSync(rendered.json, {
+            params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_SIZE_HINT]: rendered.json.byteLength },
+          });
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    rendered[encoding] = view;
+    const entry = this.entries.peek(name);
+    if (entry) this.resize(name, entry, view.byteLength);
+    return view;
+  }
+
+  /** Records a document this process just wrote (or deleted, with `null`). */
+  set(name: string, doc: Packument | null, etag: string | null): void {
+    const bytes = doc ? JSON.stringify(doc).length : 64;
+    this.entries.set(name, { doc, etag, checkedAt: Date.now(), rendered: new Map(), bytes });
+  }
+
+  invalidate(name: string): void {
+    this.entries.delete(name);
+  }
+
+  private resize(name: string, entry: Entry, added: number): void {
+    entry.bytes += added;
+    // Re-set so the LRU accounts for the new size.
+    if (this.entries.peek(name) === entry) this.entries.set(name, entry);
+  }
+
+  private async entry(name: string): Promise<Entry> {
+    const cached = this.entries.get(name);
+    if (cached && Date.now() - cached.checkedAt < this.revalidateMs) return cached;
+    const pending = this.loading.get(name);
+    if (pending) return pending;
+    // Concurrent misses for one name share a single storage read.
+    const load = this.load(name, cached).finally(() => this.loading.delete(name));
+    this.loading.set(name, load);
+    return load;
+  }
+
+  private async load(name: string, cached: Entry | undefined): Promise<Entry> {
+    const key = this.keyOf(name);
+    if (cached) {
+      const head = await this.storage.head(key);
+      if ((head?.etag ?? null) === cached.etag) {
+        cached.checkedAt = Date.now();
+        return cached;
+      }
+    }
+    const object = await this.storage.get(key);
+    const entry: Entry = object
+      ? {
+          doc: JSON.parse(new TextDecoder().decode(object.body)) as Packument,
+          etag: object.etag,
+          checkedAt: Date.now(),
+          rendered: new Map(),
+          bytes: object.body.byteLength,
+        }
+      : { doc: null, etag: null, checkedAt: Date.now(), rendered: new Map(), bytes: 64 };
+    this.entries.set(name, entry);
+    return entry;
+  }
+}
+
+function hashVariant(variant: string): string {
+  let hash = 2166136261;
+  for (let i = 0; i < variant.length; i++) hash = Math.imul(hash ^ variant.charCodeAt(i), 16777619);
+  return (hash >>> 0).toString(36);
+}
