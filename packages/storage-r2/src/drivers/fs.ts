@@ -5,8 +5,8 @@ import { join, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import lockfile from "proper-lockfile";
 import { bytesOf, checkListLimit, checkPutOptions, isStream, normalizeEtag, resolveRange } from "../body.js";
-import { StorageError, checkAborted } from "../errors.js";
-import { RESERVED_SEGMENT, compareKeys, validateKey, validatePrefix } from "../keys.js";
+import { checkAborted, StorageError } from "../errors.js";
+import { compareKeys, RESERVED_SEGMENT, validateKey, validatePrefix } from "../keys.js";
 import type {
   DeleteOptions,
   ListOptions,
@@ -172,7 +172,11 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
 
   /** Metadata of the open file; computes and remembers the MD5 when no sidecar matches (files put there by hand). */
   async function describe(key: string, handle: FileHandle): Promise<ObjectInfo> {
-    const stats = (await handle.stat({ bigint: true })) as unknown as Stats & { ino: bigint; size: bigint; mtimeNs: bigint };
+    const stats = (await handle.stat({ bigint: true })) as unknown as Stats & {
+      ino: bigint;
+      size: bigint;
+      mtimeNs: bigint;
+    };
     const sidecars = await readSidecar(key);
     const sidecar = [sidecars?.current, sidecars?.previous].find((s) => matches(s, stats));
     let etag = sidecar?.etag;
@@ -254,7 +258,11 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
     } catch (error) {
       const code = errno(error);
       if (code === "EEXIST" || code === "ENOTDIR") {
-        throw new StorageError("E_INVALID_KEY", `key "${key}" is below an existing object`, { driver: NAME, key, cause: error });
+        throw new StorageError("E_INVALID_KEY", `key "${key}" is below an existing object`, {
+          driver: NAME,
+          key,
+          cause: error,
+        });
       }
       throw error;
     }
@@ -306,10 +314,14 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
         await write(bytesOf(body));
       }
       if (options.size !== undefined && size !== options.size) {
-        throw new StorageError("E_INVALID_ARGUMENT", `body has ${size > options.size ? "more than" : ""} ${size} bytes, not the declared ${options.size}`, {
-          driver: NAME,
-          key,
-        });
+        throw new StorageError(
+          "E_INVALID_ARGUMENT",
+          `body has ${size > options.size ? "more than" : ""} ${size} bytes, not the declared ${options.size}`,
+          {
+            driver: NAME,
+            key,
+          },
+        );
       }
       if (durable) await handle.sync();
       const stats = await handle.stat({ bigint: true });
@@ -447,7 +459,11 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
             checkAborted(NAME, key, options.signal);
             const existing = await current(key);
             if (options.ifNoneMatch === "*" && existing) {
-              throw new StorageError("E_PRECONDITION", `"${key}" already exists`, { driver: NAME, key, retryable: false });
+              throw new StorageError("E_PRECONDITION", `"${key}" already exists`, {
+                driver: NAME,
+                key,
+                retryable: false,
+              });
             }
             if (options.ifMatch !== undefined && existing?.etag !== normalizeEtag(options.ifMatch)) {
               throw new StorageError("E_PRECONDITION", `"${key}" ${existing ? "has changed" : "does not exist"}`, {
@@ -486,7 +502,11 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
       } catch (error) {
         if (options.signal?.aborted) checkAborted(NAME, key, options.signal);
         if (errno(error) === "EISDIR") {
-          throw new StorageError("E_INVALID_KEY", `key "${key}" is a folder of other keys`, { driver: NAME, key, cause: error });
+          throw new StorageError("E_INVALID_KEY", `key "${key}" is a folder of other keys`, {
+            driver: NAME,
+            key,
+            cause: error,
+          });
         }
         throw wrap(error, "write", key);
       }

@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { casUpdate } from "./cas.js";
+import { memoryDriver } from "./drivers/memory.js";
+import { isStorageError } from "./errors.js";
+import type { StorageDriver } from "./types.js";
+
+describe("casUpdate", () => {
+  it("gives up with a retryable E_PRECONDITION when every write keeps losing", async () => {
+    const inner = memoryDriver();
+    let writes = 0;
+    // Another writer changes the document between every read and write.
+    const contested: StorageDriver = {
+      ...inner,
+      async put(key, body, options) {
+        writes++;
+        await inner.put(key, `{"n":${writes * 100}}`);
+        return inner.put(key, body, options);
+      },
+    };
+    await inner.put("doc.json", '{"n":0}');
+    const error = await casUpdate<{ n: number }>(contested, "doc.json", (d) => ({ n: (d?.n ?? 0) + 1 }), {
+      maxAttempts: 3,
+      baseDelayMs: 1,
+    }).catch((e: unknown) => e);
+    expect(isStorageError(error, "E_PRECONDITION")).toBe(true);
+    expect(error).toMatchObject({ retryable: true, message: expect.stringContaining("after 3 conflicting attempts") });
+    expect(writes).toBe(3);
+  });
+
+  it("reports a stored document it cannot decode instead of overwriting it", async () => {
+    const driver = memoryDriver();
+    await driver.put("broken.json", "{not json");
+    const error = await casUpdate(driver, "broken.json", () => ({ fixed: true })).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_INTERNAL", message: expect.stringContaining("cannot be decoded") });
+    expect(new TextDecoder().decode((await driver.get("broken.json"))?.body)).toBe("{not json");
+  });
+
+  it("passes errors thrown by the updater through unchanged and writes nothing", async () => {
+    const driver = memoryDriver();
+    const boom = new Error("domain rule violated");
+    await expect(casUpdate(driver, "x.json", () => Promise.reject(boom))).rejects.toBe(boom);
+    expect(await driver.head("x.json")).toBeNull();
+  });
+});
