@@ -1,0 +1,176 @@
+import { readFileSync } from "node:fs";
+import type { ConfigOverrides } from "@fw/server";
+import { type CAC, type Command, cac } from "cac";
+
+/** Parsed flags as cac hands them over: strings, numbers (mri turns "0" into 0), booleans or arrays. */
+type Flags = Record<string, unknown>;
+
+function last(value: unknown): unknown {
+  return Array.isArray(value) ? value.at(-1) : value;
+}
+
+function text(value: unknown): string | undefined {
+  const one = last(value);
+  return typeof one === "string" || typeof one === "number" ? String(one) : undefined;
+}
+
+function overrideFlags(command: Command): Command {
+  return command
+    .option("--host <host>", "Interface to listen on (FW_HOST)")
+    .option("--port <port>", "Port; 0 picks a free one (FW_PORT)")
+    .option("--public-url <url>", "URL clients reach the registry at (FW_PUBLIC_URL)")
+    .option("--storage-path <path>", "Keep packages in this folder (FW_STORAGE_PATH)")
+    .option("--log-level <level>", "debug, info, warn, error or silent (FW_LOG_LEVEL)")
+    .option("--log-format <format>", "pretty or json (FW_LOG_FORMAT)");
+}
+
+function overrides(flags: Flags): ConfigOverrides {
+  const port = last(flags.port);
+  return {
+    host: text(flags.host),
+    port: typeof port === "number" ? port : text(port),
+    publicUrl: text(flags.publicUrl),
+    storagePath: text(flags.storagePath),
+    logLevel: text(flags.logLevel),
+    logFormat: text(flags.logFormat),
+  };
+}
+
+const CONFIG_FLAG = ["--config <file>", "Config file (default: FW_CONFIG, else ./fw.config.json5)"] as const;
+
+function createCli(): CAC {
+  const cli = cac("fw");
+  cli.option("--debug", "Print stack traces with errors");
+  cli.option("-v, --version", "Print the version");
+  // Shown in help as "fw/<version>"; `--version` itself is answered in runCli, as the bare number.
+  cli.globalCommand.versionNumber = version();
+  cli.help();
+
+  overrideFlags(cli.command("registry start", "Start the registry"))
+    .option(...CONFIG_FLAG)
+    .option("--json", "Print the address as JSON")
+    .example("  $ fw registry start --port 0")
+    .action(async (flags: Flags) => {
+      const { run } = await import("./commands/registry/start.js");
+      await run({ config: text(flags.config), overrides: overrides(flags), json: flags.json === true });
+    });
+
+  overrideFlags(cli.command("registry config", "Print the effective config (secrets redacted) and its sources"))
+    .option(...CONFIG_FLAG)
+    .option("--json", "Print JSON")
+    .action(async (flags: Flags) => {
+      const { run } = await import("./commands/registry/config.js");
+      await run({ config: text(flags.config), overrides: overrides(flags), json: flags.json === true });
+    });
+
+  cli
+    .command("registry config init", "Write a commented config file with every default")
+    .option("--config <file>", "File to write (default: ./fw.config.json5)")
+    .option("--force", "Overwrite an existing file")
+    .option("--json", "Print JSON")
+    .action(async (flags: Flags) => {
+      const { runInit } = await import("./commands/registry/config.js");
+      await runInit({ config: text(flags.config), force: flags.force === true, json: flags.json === true });
+    });
+
+  cli
+    .command("registry config load [file]", "Check a config file on its own and print it (secrets redacted)")
+    .option("--json", "Print JSON")
+    .action(async (file: unknown, flags: Flags) => {
+      const { runLoad } = await import("./commands/registry/config.js");
+      await runLoad({ file: text(file), json: flags.json === true });
+    });
+
+  overrideFlags(
+    cli.command("registry config save", "Write the effective config (file, environment and flags) as JSON5"),
+  )
+    .option(...CONFIG_FLAG)
+    .option("--out <file>", "File to write (default: the config file read, else ./fw.config.json5)")
+    .option("--json", "Print JSON")
+    .action(async (flags: Flags) => {
+      const { runSave } = await import("./commands/registry/config.js");
+      await runSave({
+        config: text(flags.config),
+        out: text(flags.out),
+        overrides: overrides(flags),
+        json: flags.json === true,
+      });
+    });
+
+  return cli;
+}
+
+/**
+ * cac matches a command by its first word only, so "registry config init" is handed over as one
+ * argument: the leading positional words that spell the longest known command are joined.
+ */
+function joinCommandWords(argv: readonly string[], cli: CAC): string[] {
+  const names = cli.commands.map((command) => command.name);
+  const valueFlags = new Set<string>();
+  for (const option of [...cli.globalCommand.options, ...cli.commands.flatMap((command) => command.options)]) {
+    // `required` is set (true or false) exactly when the option takes a value: `<value>` or `[value]`.
+    if (option.required !== undefined)
+      for (const flag of option.rawName.match(/--?[A-Za-z][\w-]*/g) ?? []) valueFlags.add(flag);
+  }
+  const positions: number[] = [];
+  for (let index = 0; index < argv.length; index++) {
+    const token = argv[index] as string;
+    if (token === "--") break;
+    if (token.startsWith("-") && token !== "-") {
+      if (!token.includes("=") && valueFlags.has(token)) index++;
+      continue;
+    }
+    positions.push(index);
+  }
+  const words = positions.map((index) => argv[index] as string);
+  const spelled = (count: number) => words.slice(0, count).join(" ");
+  let count = words.length;
+  while (count > 0 && !names.includes(spelled(count))) count--;
+
+  const isGroup = (prefix: string) => names.some((name) => name.startsWith(`${prefix} `));
+  if (count === 0) {
+    if (words.length === 0) return [...argv];
+    let group = words.length;
+    while (group > 0 && !isGroup(spelled(group))) group--;
+    if (group === 0) throw new Error(`unknown command "${words[0]}"; run \`fw --help\` for the list`);
+    const prefix = spelled(group);
+    const choices = names.filter((name) => name.startsWith(`${prefix} `)).map((name) => name.slice(prefix.length + 1));
+    throw new Error(`"fw ${prefix}" needs a command: ${choices.join(", ")}`);
+  }
+  const command = cli.commands.find((candidate) => candidate.name === spelled(count));
+  if (command && command.args.length === 0 && words.length > count && isGroup(spelled(count))) {
+    throw new Error(`unknown command "${spelled(count + 1)}"; run \`fw --help\` for the list`);
+  }
+  const used = new Set(positions.slice(0, count));
+  const first = positions[0] as number;
+  return [
+    ...argv.slice(0, first),
+    spelled(count),
+    ...argv.slice(first).filter((_, offset) => !used.has(first + offset)),
+  ];
+}
+
+/** The version in this package's package.json (from `dist/` or `src/`, both one level below it). */
+function version(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  return typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "unknown";
+}
+
+/**
+ * Runs `fw` with `argv` (without the node and script paths). Throws on failure; printing the error
+ * and the exit code are the caller's (see `fw.ts`). `registry start` resolves once the server listens.
+ */
+export async function runCli(argv: readonly string[]): Promise<void> {
+  const cli = createCli();
+  cli.parse(["node", "fw", ...joinCommandWords(argv, cli)], { run: false });
+  if (cli.options.help) return;
+  if (cli.options.version) {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
+  if (!cli.matchedCommand) {
+    cli.outputHelp();
+    return;
+  }
+  await cli.runMatchedCommand();
+}

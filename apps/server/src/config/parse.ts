@@ -1,0 +1,105 @@
+import { resolve } from "node:path";
+import bytes from "bytes";
+import type { z } from "zod";
+import { ConfigError } from "./errors.js";
+import { configFileSchema, DEFAULTS, type FwConfigInput } from "./schema.js";
+import type { ConfigIssue, FwConfig, StorageConfig } from "./types.js";
+
+export interface ParseConfigOptions {
+  /** Folder a relative `storage.path` is relative to: the config file's folder. Default: the working directory. */
+  baseDir?: string;
+}
+
+/**
+ * Turns what a config file holds into a `FwConfig`: validate (zod), normalise (defaults, paths, sizes,
+ * URLs), cross-check (rules between values). Throws a `ConfigError` listing every problem, each with
+ * its dotted path and what was expected.
+ */
+export function parseConfig(input: unknown, options: ParseConfigOptions = {}): FwConfig {
+  const result = checkConfig(input, options);
+  if ("issues" in result) throw new ConfigError(result.issues);
+  return result.config;
+}
+
+/** `parseConfig` without the throw, for callers that add context to the issues first. */
+export function checkConfig(
+  input: unknown,
+  options: ParseConfigOptions = {},
+): { config: FwConfig } | { issues: ConfigIssue[] } {
+  const parsed = configFileSchema.safeParse(input);
+  if (!parsed.success) return { issues: issuesFromZod(parsed.error.issues) };
+  const config = normalise(parsed.data, resolve(options.baseDir ?? process.cwd()));
+  const issues = crossCheck(config);
+  return issues.length > 0 ? { issues } : { config };
+}
+
+function dotted(path: readonly PropertyKey[]): string {
+  return path.map(String).join(".");
+}
+
+function issuesFromZod(issues: readonly z.core.$ZodIssue[]): ConfigIssue[] {
+  return issues.flatMap((issue) =>
+    // One issue per unknown key, so each is named by its own dotted path.
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((key) => ({ path: dotted([...issue.path, key]), message: issue.message }))
+      : [{ path: dotted(issue.path), message: issue.message }],
+  );
+}
+
+/** `https://npm.example.com/a/` → `https://npm.example.com/a`: links are built by appending "/…". */
+function withoutTrailingSlash(url: string): string {
+  const parsed = new URL(url);
+  return parsed.origin + parsed.pathname.replace(/\/+$/, "");
+}
+
+function normaliseStorage(storage: FwConfigInput["storage"], baseDir: string): StorageConfig {
+  if (storage?.driver === "s3") {
+    return {
+      driver: "s3",
+      bucket: storage.bucket,
+      ...(storage.endpoint === undefined ? {} : { endpoint: withoutTrailingSlash(storage.endpoint) }),
+      region: storage.region ?? DEFAULTS.s3Region,
+      accessKeyId: storage.accessKeyId,
+      secretAccessKey: storage.secretAccessKey,
+      forcePathStyle: storage.forcePathStyle ?? DEFAULTS.forcePathStyle,
+      ...(storage.prefix === undefined || storage.prefix === "" ? {} : { prefix: storage.prefix }),
+    };
+  }
+  return { driver: "fs", path: resolve(baseDir, storage?.path ?? DEFAULTS.storagePath) };
+}
+
+function toBytes(size: number | string): number {
+  if (typeof size === "number") return size;
+  // The schema's pattern already admits only sizes `bytes` reads; NaN fails the cross-check.
+  return bytes.parse(size.trim()) ?? Number.NaN;
+}
+
+function normalise(input: FwConfigInput, baseDir: string): FwConfig {
+  const host = input.listen?.host ?? DEFAULTS.host;
+  return {
+    // Node's listen() wants IPv6 addresses without the URL brackets.
+    listen: { host: host.replace(/^\[(.*)\]$/, "$1"), port: input.listen?.port ?? DEFAULTS.port },
+    ...(input.publicUrl === undefined ? {} : { publicUrl: withoutTrailingSlash(input.publicUrl) }),
+    storage: normaliseStorage(input.storage, baseDir),
+    auth: { signup: input.auth?.signup ?? DEFAULTS.signup },
+    limits: { maxBodySize: toBytes(input.limits?.maxBodySize ?? DEFAULTS.maxBodySize) },
+    log: { level: input.log?.level ?? DEFAULTS.logLevel, format: input.log?.format ?? DEFAULTS.logFormat },
+  };
+}
+
+function crossCheck(config: FwConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const size = config.limits.maxBodySize;
+  if (!Number.isSafeInteger(size) || size < 1) {
+    issues.push({ path: "limits.maxBodySize", message: "expected a size of at least 1 byte and below 8 PB" });
+  }
+  const { storage } = config;
+  if (storage.driver === "s3" && storage.region === "auto" && storage.endpoint === undefined) {
+    issues.push({
+      path: "storage.endpoint",
+      message:
+        'expected an endpoint URL when storage.region is "auto" (Cloudflare R2\'s region), e.g. https://<account>.r2.cloudflarestorage.com',
+    });
+  }
+  return issues;
+}

@@ -1,0 +1,193 @@
+import { validatePrefix } from "@fw/storage-r2";
+import { z } from "zod";
+
+/** Every default, in one place: `normalise` fills them in and the JSON Schema documents them. */
+export const DEFAULTS = {
+  host: "127.0.0.1",
+  port: 4873,
+  storagePath: "./storage",
+  s3Region: "us-east-1",
+  forcePathStyle: false,
+  signup: true,
+  maxBodySize: "300mb",
+  logLevel: "info",
+  logFormat: "pretty",
+} as const;
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+export const LOG_FORMATS = ["pretty", "json"] as const;
+
+/**
+ * A size the `bytes` package reads (1 kb = 1024 bytes). Stricter than `bytes` itself, which reads
+ * "12abc" as 12; spelled without the `i` flag because JSON Schema patterns have no flags.
+ */
+export const SIZE_PATTERN = /^\s*\d+(?:\.\d+)?\s*(?:[kKmMgGtTpP]?[bB])?\s*$/;
+
+function expected(what: string) {
+  return { error: `expected ${what}` };
+}
+
+function text(what: string) {
+  return z.string(expected(what)).min(1, expected(what));
+}
+
+/** A strict object: a key it does not know is an error that names the keys it does. */
+function strictObject<T extends z.ZodRawShape>(shape: T, what = "an object") {
+  const keys = Object.keys(shape).join(", ");
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === "unrecognized_keys" ? `unknown key; expected one of: ${keys}` : `expected ${what}`,
+  });
+}
+
+/** Why `value` is not an absolute http(s) URL without a query, fragment or credentials, or undefined when it is one. */
+export function urlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "not a URL";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `${url.protocol} is not http: or https:`;
+  // `new URL` drops an empty "?" or "#", so look at the text too.
+  if (url.search || value.includes("?")) return "it has a query";
+  if (url.hash || value.includes("#")) return "it has a fragment";
+  if (url.username || url.password) return "it has a user name or password";
+  return undefined;
+}
+
+function httpUrl(what: string) {
+  const message = `expected ${what}`;
+  return z
+    .string(expected(what))
+    .superRefine((value, ctx) => {
+      const problem = urlProblem(value);
+      if (problem) ctx.addIssue({ code: "custom", message: `${message} (${problem})` });
+    })
+    .meta({ format: "uri" });
+}
+
+const HOST = "a host name or IP address, e.g. 127.0.0.1, 0.0.0.0 or ::";
+const booleanValue = z.boolean(expected("true or false"));
+
+const listen = strictObject({
+  host: z
+    .string(expected(HOST))
+    .regex(/^[^\s/?#@]+$/, expected(HOST))
+    .meta({
+      description: "Interface to listen on; 0.0.0.0 or :: accept connections from other machines.",
+      default: DEFAULTS.host,
+    }),
+  port: z
+    .int(expected("an integer from 0 to 65535"))
+    .min(0, expected("an integer from 0 to 65535"))
+    .max(65535, expected("an integer from 0 to 65535"))
+    .meta({ description: "TCP port; 0 picks a free one.", default: DEFAULTS.port }),
+}).partial();
+
+const fsStorage = strictObject(
+  {
+    driver: z.literal("fs").optional(),
+    path: text("a folder path").meta({
+      description: "Folder for packages and users; a relative path is relative to this file.",
+      default: DEFAULTS.storagePath,
+    }),
+  },
+  "an object",
+)
+  .partial()
+  .meta({ title: "Local folder" });
+
+const s3Storage = strictObject({
+  driver: z.literal("s3"),
+  bucket: text("a non-empty string").meta({ description: "Bucket name." }),
+  endpoint: httpUrl("an absolute http(s) URL, e.g. https://<account>.r2.cloudflarestorage.com")
+    .optional()
+    .meta({ description: "S3 API URL (R2, Ceph, MinIO…); omit for AWS S3." }),
+  region: text('a region name, e.g. "us-east-1" or "auto"')
+    .optional()
+    .meta({ description: 'Signing region; R2 uses "auto".', default: DEFAULTS.s3Region }),
+  accessKeyId: text("a non-empty string"),
+  secretAccessKey: text("a non-empty string").meta({
+    description: "Secret; prefer R2_SECRET_ACCESS_KEY in .env.registry.",
+  }),
+  forcePathStyle: booleanValue.optional().meta({
+    description: "Address buckets as endpoint/bucket (Ceph, MinIO and servers without wildcard DNS).",
+    default: DEFAULTS.forcePathStyle,
+  }),
+  prefix: z
+    .string(expected("a folder path inside the bucket"))
+    .superRefine((value, ctx) => {
+      try {
+        validatePrefix("s3", value);
+      } catch (error) {
+        // StorageError messages start with "[storage:s3] "; the config path already says where.
+        const reason = (error instanceof Error ? error.message : String(error)).replace(/^\[[^\]]*\]\s*/, "");
+        ctx.addIssue({ code: "custom", message: `expected a folder path inside the bucket, e.g. "npm/" (${reason})` });
+      }
+    })
+    .optional()
+    .meta({ description: "Folder inside the bucket the registry owns, so several registries can share a bucket." }),
+}).meta({ title: "S3-compatible bucket" });
+
+const storage = z.discriminatedUnion("driver", [fsStorage, s3Storage], {
+  error: (issue) =>
+    issue.code === "invalid_union" ? 'expected "fs" or "s3"' : 'expected an object with "driver": "fs" or "s3"',
+});
+
+const auth = strictObject({
+  signup: booleanValue.meta({
+    description: "Let `npm adduser` create new users; turn off once your team has accounts.",
+    default: DEFAULTS.signup,
+  }),
+}).partial();
+
+const sizeMessage = 'expected a number of bytes (at least 1) or a size such as "300mb" or "1.5gb"';
+const limits = strictObject({
+  maxBodySize: z
+    .union(
+      [
+        z.int({ error: sizeMessage }).min(1, { error: sizeMessage }),
+        z.string({ error: sizeMessage }).regex(SIZE_PATTERN, { error: sizeMessage }),
+      ],
+      {
+        error: sizeMessage,
+      },
+    )
+    .meta({
+      description: 'Largest request body (a publish carries the tarball): bytes, or "300mb", "1.5gb".',
+      default: DEFAULTS.maxBodySize,
+    }),
+}).partial();
+
+const log = strictObject({
+  level: z
+    .enum(LOG_LEVELS, expected(LOG_LEVELS.map((level) => `"${level}"`).join(", ")))
+    .meta({ default: DEFAULTS.logLevel }),
+  format: z.enum(LOG_FORMATS, expected('"pretty" or "json"')).meta({
+    description: "pretty for people, json (one object a line) for log collectors.",
+    default: DEFAULTS.logFormat,
+  }),
+}).partial();
+
+/** What a config file may contain: every key optional, none unknown. Defaults are filled by `normalise`. */
+export const configFileSchema = strictObject({
+  $schema: z.string(expected("a string")).meta({ description: "JSON Schema for editors; ignored by fw." }),
+  listen,
+  publicUrl: httpUrl("an absolute http(s) URL without a query, e.g. https://npm.example.com").meta({
+    description: "URL clients reach the registry at, used in tarball links; default: the request's own origin.",
+  }),
+  storage: storage.meta({ description: 'Where packages are kept; default { driver: "fs", path: "./storage" }.' }),
+  auth,
+  limits,
+  log,
+})
+  .partial()
+  .meta({ title: "fw registry config" });
+
+export type FwConfigInput = z.input<typeof configFileSchema>;
+
+/** JSON Schema (draft 2020-12) for config files, generated from the zod schema so the two never drift. */
+export function configJsonSchema(): object {
+  return z.toJSONSchema(configFileSchema, { io: "input", target: "draft-2020-12" });
+}

@@ -1,0 +1,44 @@
+/** Log levels, quietest last; `silent` turns logging off. */
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+export type LogFormat = "pretty" | "json";
+
+/** Objects kept on the local disk. */
+export interface FsStorageConfig {
+  driver: "fs";
+  /** Absolute path of the storage folder (relative paths are resolved while parsing). */
+  path: string;
+}
+
+/** Objects kept in an S3-compatible bucket: AWS S3, Cloudflare R2, Ceph, MinIO… */
+export interface S3StorageConfig {
+  driver: "s3";
+  bucket: string;
+  /** The S3 API's URL; absent means AWS S3 in `region`. No trailing slash. */
+  endpoint?: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** `endpoint/bucket/key` addressing, for servers without wildcard DNS (Ceph, MinIO). */
+  forcePathStyle: boolean;
+  /** Folder inside the bucket that the registry owns. */
+  prefix?: string;
+}
+
+export type StorageConfig = FsStorageConfig | S3StorageConfig;
+
+/** The registry's configuration after validation: every default filled in, every value normalised. */
+export interface FwConfig {
+  listen: { host: string; port: number };
+  /** Absolute http(s) URL clients reach the registry at, without a trailing slash or query. */
+  publicUrl?: string;
+  storage: StorageConfig;
+  auth: { signup: boolean };
+  limits: { maxBodySize: number };
+  log: { level: LogLevel; format: LogFormat };
+}
+
+/** One problem found in a config: the dotted path of the value ("" for the whole config) and what was expected. */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
