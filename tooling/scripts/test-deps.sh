@@ -2,13 +2,14 @@
 # Installs the system packages fw's tests talk to for real: Ceph RADOS Gateway (a real S3 server).
 # Needs root (or sudo) and Debian/Ubuntu apt. Does nothing when they are already there.
 set -euo pipefail
-PACKAGES=(radosgw ceph-mon ceph-osd ceph-common uuid-runtime)
+PACKAGES=(radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl)
 missing=()
 command -v radosgw >/dev/null 2>&1 || missing+=(radosgw)
 command -v ceph-mon >/dev/null 2>&1 || missing+=(ceph-mon)
 command -v ceph-osd >/dev/null 2>&1 || missing+=(ceph-osd)
 command -v ceph >/dev/null 2>&1 || missing+=(ceph-common)
 command -v uuidgen >/dev/null 2>&1 || missing+=(uuid-runtime)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "fw: tests need ${PACKAGES[*]} (Debian package names); install them with your package manager" >&2
