@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { FwConfig } from "./config/index.js";
 import type { AppEnv, Logger, RequestInfo, Services } from "./context.js";
-import { RegistryError, errorResponse } from "./http/errors.js";
+import { errorResponse, RegistryError } from "./http/errors.js";
 import { miscRoutes } from "./routes/misc.js";
 import { packageRoutes } from "./routes/packages.js";
 import { userRoutes } from "./routes/users.js";
@@ -30,7 +30,11 @@ export interface Registry {
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
-async function authenticate(services: Services, header: string | undefined, clientIp: string | undefined): Promise<Identity | undefined> {
+async function authenticate(
+  services: Services,
+  header: string | undefined,
+  clientIp: string | undefined,
+): Promise<Identity | undefined> {
   if (!header) return undefined;
   const [scheme, value] = header.split(" ", 2);
   if (!value) throw new RegistryError("E_UNAUTHORIZED", "malformed Authorization header");
@@ -38,7 +42,8 @@ async function authenticate(services: Services, header: string | undefined, clie
   if (scheme?.toLowerCase() === "basic") {
     const decoded = Buffer.from(value, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
-    const user = colon > 0 ? await services.users.authenticate(decoded.slice(0, colon), decoded.slice(colon + 1)) : null;
+    const user =
+      colon > 0 ? await services.users.authenticate(decoded.slice(0, colon), decoded.slice(colon + 1)) : null;
     if (!user) throw new RegistryError("E_UNAUTHORIZED", "incorrect user name or password");
     return { name: user.name, readonly: false };
   }
@@ -75,7 +80,10 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     bodyLimit({
       maxSize: config.limits.maxBodySize,
       onError: () => {
-        throw new RegistryError("E_TOO_LARGE", `the request body is larger than the limit of ${config.limits.maxBodySize} bytes`);
+        throw new RegistryError(
+          "E_TOO_LARGE",
+          `the request body is larger than the limit of ${config.limits.maxBodySize} bytes`,
+        );
       },
     }),
   );

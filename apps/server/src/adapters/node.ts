@@ -28,12 +28,12 @@ export function storageFromConfig(config: FwConfig): StorageDriver {
 /** A pino logger as the config asks (JSON lines or human-readable), on stderr. */
 export function createLogger(config: FwConfig): Logger {
   const destination =
-    config.log.format === "json" ? pino.destination(2) : pretty({ destination: 2, colorize: process.stderr.isTTY, sync: true });
+    config.log.format === "json"
+      ? pino.destination(2)
+      : pretty({ destination: 2, colorize: process.stderr.isTTY, sync: true });
   const base = pino({ level: config.log.level, base: undefined }, destination);
-  const at =
-    (level: "debug" | "info" | "warn" | "error") =>
-    (message: string, fields?: Record<string, unknown>) =>
-      fields ? base[level](fields, message) : base[level](message);
+  const at = (level: "debug" | "info" | "warn" | "error") => (message: string, fields?: Record<string, unknown>) =>
+    fields ? base[level](fields, message) : base[level](message);
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 

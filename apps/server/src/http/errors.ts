@@ -22,7 +22,11 @@ export class RegistryError extends Error {
   readonly code: RegistryErrorCode;
   /** Extra response headers (e.g. `WWW-Authenticate`). */
   readonly headers: Record<string, string> | undefined;
-  constructor(code: RegistryErrorCode, message: string, options: { cause?: unknown; headers?: Record<string, string> } = {}) {
+  constructor(
+    code: RegistryErrorCode,
+    message: string,
+    options: { cause?: unknown; headers?: Record<string, string> } = {},
+  ) {
     super(message, { cause: options.cause });
     this.code = code;
     this.headers = options.headers;

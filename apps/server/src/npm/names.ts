@@ -42,9 +42,13 @@ export function parsePackagePath(pathname: string): PackagePath | undefined {
   if (rest.length === 0 || (rest.length === 1 && rest[0] === "")) return { name, target: { kind: "packument" } };
   if (rest.length === 1) return { name, target: { kind: "version", spec: rest[0] as string } };
   if (rest.length === 2 && rest[0] === "-rev") return { name, target: { kind: "revision", rev: rest[1] as string } };
-  if (rest.length === 2 && rest[0] === "-") return { name, target: { kind: "tarball", filename: checkFilename(rest[1] as string) } };
+  if (rest.length === 2 && rest[0] === "-")
+    return { name, target: { kind: "tarball", filename: checkFilename(rest[1] as string) } };
   if (rest.length === 4 && rest[0] === "-" && rest[2] === "-rev") {
-    return { name, target: { kind: "tarball-revision", filename: checkFilename(rest[1] as string), rev: rest[3] as string } };
+    return {
+      name,
+      target: { kind: "tarball-revision", filename: checkFilename(rest[1] as string), rev: rest[3] as string },
+    };
   }
   throw new RegistryError("E_NOT_FOUND", "not found");
 }
@@ -75,7 +79,10 @@ export function assertPublishableName(name: string): void {
 
 export function assertVersion(version: unknown): string {
   if (typeof version !== "string" || semver.valid(version) !== version) {
-    throw new RegistryError("E_INVALID_VERSION", `invalid version "${truncate(String(version))}": expected a semver version like 1.2.3`);
+    throw new RegistryError(
+      "E_INVALID_VERSION",
+      `invalid version "${truncate(String(version))}": expected a semver version like 1.2.3`,
+    );
   }
   return version;
 }

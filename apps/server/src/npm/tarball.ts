@@ -33,7 +33,10 @@ function octal(block: Uint8Array, start: number, length: number): number {
     for (let i = start + 1; i < start + length; i++) value = value * 256 + (block[i] ?? 0);
     return value;
   }
-  const text = decoder.decode(block.subarray(start, start + length)).replace(/\0.*$/s, "").trim();
+  const text = decoder
+    .decode(block.subarray(start, start + length))
+    .replace(/\0.*$/s, "")
+    .trim();
   return text === "" ? 0 : Number.parseInt(text, 8);
 }
 
@@ -114,17 +117,21 @@ export async function readTarballManifest(tgz: Uint8Array): Promise<Record<strin
       overrideName = undefined;
       const parts = name.replace(/^\.\//, "").split("/");
       if ((type === "0" || type === "\0") && parts.length === 2 && parts[1] === "package.json") {
-        if (size > MAX_MANIFEST_BYTES) throw new RegistryError("E_BAD_REQUEST", "package.json in the tarball is too large");
+        if (size > MAX_MANIFEST_BYTES)
+          throw new RegistryError("E_BAD_REQUEST", "package.json in the tarball is too large");
         if (!(await need(size))) throw new Error("truncated");
         const manifest = JSON.parse(decoder.decode(take(size)));
-        if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) throw new Error("not an object");
+        if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest))
+          throw new Error("not an object");
         return manifest as Record<string, unknown>;
       }
       await skip(padded);
     }
   } catch (cause) {
     if (cause instanceof RegistryError) throw cause;
-    throw new RegistryError("E_BAD_REQUEST", "the attached tarball is not a valid gzipped tar with a package.json", { cause });
+    throw new RegistryError("E_BAD_REQUEST", "the attached tarball is not a valid gzipped tar with a package.json", {
+      cause,
+    });
   } finally {
     await reader.cancel().catch(() => {});
   }

@@ -1,6 +1,7 @@
 import type { Hono } from "hono";
 import semver from "semver";
-import { type AppContext, type AppEnv, baseUrl, identity, json, readJson, type Services } from "../context.js";
+import { type AppContext, type AppEnv, baseUrl, identity, json, type Services } from "../context.js";
+import { readJsonBody } from "../http/body.js";
 import { RegistryError } from "../http/errors.js";
 import { parsePackagePath, tarballFilename } from "../npm/names.js";
 import { abbreviatedDocument, fullDocument, type Packument, publicVersion } from "../npm/packument.js";
@@ -30,7 +31,13 @@ function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
 }
 
 /** Sends prepared bytes with ETag/304 and content negotiation; the hot path of every install. */
-function sendRendered(c: AppContext, services: Services, name: string, rendered: Rendered, contentType: string): Response {
+function sendRendered(
+  c: AppContext,
+  services: Services,
+  name: string,
+  rendered: Rendered,
+  contentType: string,
+): Response {
   const headers: Record<string, string> = {
     "content-type": contentType,
     etag: rendered.etag,
@@ -60,7 +67,8 @@ async function packument(c: AppContext, services: Services, name: string): Promi
     if (Object.keys(doc.versions).length === 0) return null;
     return abbreviated ? abbreviatedDocument(doc, base) : fullDocument(doc, base);
   });
-  if (!rendered || rendered.json.byteLength === 4) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
+  if (!rendered || rendered.json.byteLength === 4)
+    throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
   return sendRendered(c, services, name, rendered, abbreviated ? ABBREVIATED : "application/json");
 }
 
@@ -108,7 +116,9 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
   app.get("/-/package/:scope{@[^/]+}/:pkg/dist-tags", async (c) =>
     json(await packages.tags(`${c.req.param("scope")}/${c.req.param("pkg")}`)),
   );
-  app.get("/-/package/:name/dist-tags", async (c) => json(await packages.tags(decodeURIComponent(c.req.param("name")))));
+  app.get("/-/package/:name/dist-tags", async (c) =>
+    json(await packages.tags(decodeURIComponent(c.req.param("name")))),
+  );
 
   const tagName = (c: AppContext) => {
     const scope = c.req.param("scope");
@@ -119,7 +129,10 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
     const setTag = async (c: AppContext) => {
       const name = tagName(c);
       parsePackagePath(`/${name}`);
-      return json(await packages.setTag(identity(c), name, decodeURIComponent(c.req.param("tag") ?? ""), await readJson(c)), 201);
+      return json(
+        await packages.setTag(identity(c), name, decodeURIComponent(c.req.param("tag") ?? ""), await readJsonBody(c)),
+        201,
+      );
     };
     app.put(path, setTag);
     app.post(path, setTag);
@@ -151,7 +164,8 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
       case "version": {
         const doc = await packages.read(name);
         const version = doc && resolveSpec(doc, target.spec);
-        if (!doc || !version) throw new RegistryError("E_NOT_FOUND", `version "${target.spec.slice(0, 60)}" of "${name}" not found`);
+        if (!doc || !version)
+          throw new RegistryError("E_NOT_FOUND", `version "${target.spec.slice(0, 60)}" of "${name}" not found`);
         return json(publicVersion(doc.versions[version] as Packument["versions"][string], baseUrl(c, services)));
       }
       case "tarball":
@@ -166,14 +180,24 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
     if (!parsed) return next();
     const { name, target } = parsed;
     if (target.kind !== "packument" && target.kind !== "revision") throw new RegistryError("E_NOT_FOUND", "not found");
-    const body = await readJson(c);
+    const body = await readJsonBody(c);
     const hasAttachments =
-      typeof body === "object" && body !== null && "_attachments" in body && (body as { _attachments?: unknown })._attachments;
+      typeof body === "object" &&
+      body !== null &&
+      "_attachments" in body &&
+      (body as { _attachments?: unknown })._attachments;
     if (hasAttachments && target.kind === "packument") {
-      await packages.publish(identity(c), name, body);
+      const who = identity(c);
+      const email = who ? (await services.users.getUser(who.name))?.email : undefined;
+      await packages.publish(who, name, body, email);
       return json({ ok: true, id: name, success: true }, 201);
     }
-    const doc = await packages.updateMetadata(identity(c), name, body, target.kind === "revision" ? target.rev : undefined);
+    const doc = await packages.updateMetadata(
+      identity(c),
+      name,
+      body,
+      target.kind === "revision" ? target.rev : undefined,
+    );
     return json({ ok: true, id: name, rev: doc?._rev }, 201);
   });
 

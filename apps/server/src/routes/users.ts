@@ -1,5 +1,6 @@
 import type { Hono } from "hono";
-import { type AppEnv, baseUrl, json, readJson, requireUser, type Services } from "../context.js";
+import { type AppEnv, baseUrl, json, requireUser, type Services } from "../context.js";
+import { readJsonBody } from "../http/body.js";
 import { RegistryError } from "../http/errors.js";
 import { assertUsername } from "../services/users.js";
 
@@ -8,7 +9,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch] as string);
+  s.replace(
+    /[&<>"']/g,
+    (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch] as string,
+  );
 
 function loginPage(action: string, signup: boolean, message?: string): string {
   return `<!doctype html>
@@ -32,11 +36,43 @@ function html(body: string, status = 200): Response {
     status,
     headers: {
       "content-type": "text/html; charset=utf-8",
-      "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+      "content-security-policy":
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
       "x-frame-options": "DENY",
       "cache-control": "no-store",
     },
   });
+}
+
+/**
+ * What `npm token create` asks for. npm 11 sends granular-token fields: `name`, `expires` (days) and
+ * `packages_and_scopes_permission` instead of the legacy `readonly` flag, which it no longer sends
+ * even for `--read-only` (npm/cli lib/commands/token.js). Tokens here are not limited to packages,
+ * scopes or orgs, so asking for such limits is refused rather than silently ignored.
+ */
+function tokenOptions(body: Record<string, unknown>): { name?: string; readonly: boolean; expiresInDays?: number } {
+  const { name, expires } = body;
+  if (name !== undefined && name !== null && (typeof name !== "string" || name.length > 100)) {
+    throw new RegistryError("E_BAD_REQUEST", "token name must be a string of at most 100 characters");
+  }
+  if (expires !== undefined && expires !== null && !(Number.isInteger(expires) && (expires as number) > 0)) {
+    throw new RegistryError("E_BAD_REQUEST", "expires must be a whole number of days");
+  }
+  for (const field of ["packages", "scopes", "orgs", "orgs_permission"]) {
+    const value = body[field];
+    if (value !== undefined && value !== null && !(Array.isArray(value) && value.length === 0)) {
+      throw new RegistryError("E_BAD_REQUEST", `${field} is not supported: fw tokens act for the whole account`);
+    }
+  }
+  const permission = body.packages_and_scopes_permission;
+  if (permission !== undefined && permission !== null && permission !== "read-only" && permission !== "read-write") {
+    throw new RegistryError("E_BAD_REQUEST", 'packages_and_scopes_permission must be "read-only" or "read-write"');
+  }
+  return {
+    ...(typeof name === "string" && name && { name }),
+    readonly: body.readonly === true || permission === "read-only",
+    ...(typeof expires === "number" && { expiresInDays: expires }),
+  };
 }
 
 /** Accounts and sessions: couch login/adduser, web login, whoami, logout, tokens, profile. */
@@ -46,19 +82,24 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
   // `npm adduser` / legacy `npm login`: see npm-profile's loginCouch/adduserCouch.
   app.put("/-/user/:id{org\\.couchdb\\.user:.+}", async (c) => {
     const name = decodeURIComponent(c.req.param("id")).slice("org.couchdb.user:".length);
-    const body = await readJson(c);
+    const body = await readJsonBody(c);
     if (!isObject(body) || typeof body.password !== "string") {
       throw new RegistryError("E_BAD_REQUEST", "expected a JSON body with name and password");
     }
-    if (body.name !== undefined && body.name !== name) throw new RegistryError("E_BAD_REQUEST", "the name in the body does not match the URL");
+    if (body.name !== undefined && body.name !== name)
+      throw new RegistryError("E_BAD_REQUEST", "the name in the body does not match the URL");
     assertUsername(name);
     let user = await users.authenticate(name, body.password);
     if (!user) {
       if (await users.getUser(name)) throw new RegistryError("E_UNAUTHORIZED", "incorrect user name or password");
-      if (!config.auth.signup) throw new RegistryError("E_FORBIDDEN", "sign-up is disabled on this registry; ask an administrator for an account");
+      if (!config.auth.signup)
+        throw new RegistryError(
+          "E_FORBIDDEN",
+          "sign-up is disabled on this registry; ask an administrator for an account",
+        );
       user = await users.createUser(name, body.password, typeof body.email === "string" ? body.email : undefined);
     }
-    const { token } = await users.createToken(user.name);
+    const { token } = await users.createToken(user.name, { name: "npm login" });
     return json({ ok: true, id: `org.couchdb.user:${user.name}`, rev: "1", token }, 201);
   });
 
@@ -87,36 +128,51 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
 
   app.get("/-/web/login/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await logins.pending(id))) return html(`<!doctype html><title>fw</title><p>This login link has expired. Run <code>npm login</code> again.</p>`, 404);
+    if (!(await logins.pending(id)))
+      return html(
+        `<!doctype html><title>fw</title><p>This login link has expired. Run <code>npm login</code> again.</p>`,
+        404,
+      );
     return html(loginPage(`${services.basePath}/-/web/login/${id}`, config.auth.signup));
   });
 
   app.post("/-/web/login/:id", async (c) => {
     const id = c.req.param("id");
     const action = `${services.basePath}/-/web/login/${id}`;
-    if (!(await logins.pending(id))) return html(`<!doctype html><title>fw</title><p>This login link has expired. Run <code>npm login</code> again.</p>`, 404);
+    if (!(await logins.pending(id)))
+      return html(
+        `<!doctype html><title>fw</title><p>This login link has expired. Run <code>npm login</code> again.</p>`,
+        404,
+      );
     const form = await c.req.parseBody();
     const name = typeof form.name === "string" ? form.name.trim() : "";
     const password = typeof form.password === "string" ? form.password : "";
     let user = await users.authenticate(name, password);
     if (!user && form.create === "1" && config.auth.signup && !(await users.getUser(name))) {
       try {
-        user = await users.createUser(name, password, typeof form.email === "string" && form.email ? form.email : undefined);
+        user = await users.createUser(
+          name,
+          password,
+          typeof form.email === "string" && form.email ? form.email : undefined,
+        );
       } catch (error) {
         if (error instanceof RegistryError) return html(loginPage(action, config.auth.signup, error.message), 400);
         throw error;
       }
     }
     if (!user) return html(loginPage(action, config.auth.signup, "Incorrect user name or password."), 401);
-    const { token } = await users.createToken(user.name);
+    const { token } = await users.createToken(user.name, { name: "npm login (web)" });
     await logins.complete(id, token);
-    return html(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Logged in to fw</title></head><body><h1>Logged in as ${escapeHtml(user.name)}</h1><p>You can close this window and return to your terminal.</p></body></html>`);
+    return html(
+      `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Logged in to fw</title></head><body><h1>Logged in as ${escapeHtml(user.name)}</h1><p>You can close this window and return to your terminal.</p></body></html>`,
+    );
   });
 
   app.get("/-/v1/done/:id", async (c) => {
     const result = await logins.poll(c.req.param("id"));
     if (result.status === "pending") return json({}, 202, { "retry-after": "1" });
-    if (result.status === "expired") throw new RegistryError("E_NOT_FOUND", "this login has expired; run `npm login` again");
+    if (result.status === "expired")
+      throw new RegistryError("E_NOT_FOUND", "this login has expired; run `npm login` again");
     return json({ token: result.token });
   });
 
@@ -143,7 +199,7 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
   app.post("/-/npm/v1/user", async (c) => {
     const who = requireUser(c);
     if (who.readonly) throw new RegistryError("E_FORBIDDEN", "a read-only token cannot change the profile");
-    const body = await readJson(c);
+    const body = await readJsonBody(c);
     if (!isObject(body)) throw new RegistryError("E_BAD_REQUEST", "expected a JSON object");
     if (isObject(body.password)) {
       const { old, new: next } = body.password;
@@ -165,6 +221,9 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     const objects = tokens.map((t) => ({
       token: t.prefix,
       key: t.key,
+      // npm token list prints "name <name>"; tokens from before names existed would print "undefined".
+      name: t.name ?? "(unnamed)",
+      ...(t.expires && { expires: t.expires }),
       cidr_whitelist: t.cidr_whitelist.length > 0 ? t.cidr_whitelist : null,
       readonly: t.readonly,
       created: t.created,
@@ -176,19 +235,21 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
   app.post("/-/npm/v1/tokens", async (c) => {
     const who = requireUser(c);
     if (who.readonly) throw new RegistryError("E_FORBIDDEN", "a read-only token cannot create tokens");
-    const body = await readJson(c);
+    const body = await readJsonBody(c);
     if (!isObject(body)) throw new RegistryError("E_BAD_REQUEST", "expected a JSON object");
     if (typeof body.password !== "string" || !(await users.authenticate(who.name, body.password))) {
       throw new RegistryError("E_UNAUTHORIZED", "incorrect password");
     }
     const { token, record } = await users.createToken(who.name, {
-      readonly: body.readonly === true,
+      ...tokenOptions(body),
       cidr_whitelist: body.cidr_whitelist,
     });
     return json(
       {
         token,
         key: record.key,
+        name: record.name,
+        ...(record.expires && { expires: record.expires }),
         cidr_whitelist: record.cidr_whitelist,
         readonly: record.readonly,
         created: record.created,

@@ -60,11 +60,7 @@ export class PackumentCache {
   }
 
   /** Serialized bytes of a view of the document, built once per document version and variant. */
-  async render(
-    name: string,
-    variant: string,
-    build: (doc: Packument) => unknown,
-  ): Promise<Rendered | null> {
+  async render(name: string, variant: string, build: (doc: Packument) => unknown): Promise<Rendered | null> {
     const entry = await this.entry(name);
     if (!entry.doc || !entry.etag) return null;
     let rendered = entry.rendered.get(variant);
@@ -84,7 +80,10 @@ export class PackumentCache {
       encoding === "gzip"
         ? gzipSync(rendered.json, { level: 6 })
         : brotliCompressSync(rendered.json, {
-            params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_SIZE_HINT]: rendered.json.byteLength },
+            params: {
+              [constants.BROTLI_PARAM_QUALITY]: 5,
+              [constants.BROTLI_PARAM_SIZE_HINT]: rendered.json.byteLength,
+            },
           });
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     rendered[encoding] = view;

@@ -41,13 +41,16 @@ export class LoginService {
     try {
       await this.storage.put(key, JSON.stringify({ ...session, status: "done", token }), { ifMatch: object.etag });
     } catch (error) {
-      if (isStorageError(error, "E_PRECONDITION")) throw new RegistryError("E_CONFLICT", "this login was already completed");
+      if (isStorageError(error, "E_PRECONDITION"))
+        throw new RegistryError("E_CONFLICT", "this login was already completed");
       throw error;
     }
   }
 
   /** `pending`, the token once (the session is then deleted), or `expired`. */
-  async poll(doneId: string): Promise<{ status: "pending" } | { status: "done"; token: string } | { status: "expired" }> {
+  async poll(
+    doneId: string,
+  ): Promise<{ status: "pending" } | { status: "done"; token: string } | { status: "expired" }> {
     if (!/^[A-Za-z0-9_-]{32}$/.test(doneId)) return { status: "expired" };
     const link = await this.storage.get(`logins/done-${doneId}.json`);
     if (!link) return { status: "expired" };

@@ -29,8 +29,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 function requireWriter(identity: Identity | undefined): Identity {
-  if (!identity) throw new RegistryError("E_UNAUTHORIZED", "you must be logged in to publish or change packages: run `npm login`");
-  if (identity.readonly) throw new RegistryError("E_FORBIDDEN", "this token is read-only: it cannot publish or change packages");
+  if (!identity)
+    throw new RegistryError("E_UNAUTHORIZED", "you must be logged in to publish or change packages: run `npm login`");
+  if (identity.readonly)
+    throw new RegistryError("E_FORBIDDEN", "this token is read-only: it cannot publish or change packages");
   return identity;
 }
 
@@ -84,11 +86,19 @@ export class PackagesService {
     return result.value;
   }
 
-  async publish(identity: Identity | undefined, name: string, body: unknown): Promise<Packument> {
+  /**
+   * `email` is the publisher's account email: npm view and npm owner ls print maintainers and the
+   * publisher as "name <email>" (and "<undefined>" without one). It comes from the account, never the body.
+   */
+  async publish(identity: Identity | undefined, name: string, body: unknown, email?: string): Promise<Packument> {
     const user = requireWriter(identity);
+    const publisher: Person = { name: user.name, ...(email && { email }) };
     if (!isObject(body)) throw new RegistryError("E_BAD_REQUEST", "publish body must be a JSON object");
     if (body.name !== name || (body._id !== undefined && body._id !== name)) {
-      throw new RegistryError("E_BAD_REQUEST", `the document's name does not match the URL's package "${truncate(name)}"`);
+      throw new RegistryError(
+        "E_BAD_REQUEST",
+        `the document's name does not match the URL's package "${truncate(name)}"`,
+      );
     }
     assertPublishableName(name);
     const versions = body.versions;
@@ -98,13 +108,17 @@ export class PackagesService {
     const [version, rawManifest] = Object.entries(versions)[0] as [string, unknown];
     assertVersion(version);
     if (!isObject(rawManifest) || rawManifest.name !== name || rawManifest.version !== version) {
-      throw new RegistryError("E_BAD_REQUEST", `versions["${truncate(version)}"] must be a manifest with this name and version`);
+      throw new RegistryError(
+        "E_BAD_REQUEST",
+        `versions["${truncate(version)}"] must be a manifest with this name and version`,
+      );
     }
     const distTags = body["dist-tags"] ?? { latest: version };
     if (!isObject(distTags)) throw new RegistryError("E_BAD_REQUEST", "dist-tags must be an object");
     for (const [tag, target] of Object.entries(distTags)) {
       assertTagName(tag);
-      if (target !== version) throw new RegistryError("E_BAD_REQUEST", `dist-tag "${tag}" must point to the published version ${version}`);
+      if (target !== version)
+        throw new RegistryError("E_BAD_REQUEST", `dist-tag "${tag}" must point to the published version ${version}`);
     }
 
     const { tarball, provenance } = this.attachments(body._attachments);
@@ -141,7 +155,7 @@ export class PackagesService {
       ...cleanManifest,
       name,
       version,
-      _npmUser: { name: user.name },
+      _npmUser: publisher,
       dist: {
         ...dist,
         shasum: computed.shasum,
@@ -161,7 +175,7 @@ export class PackagesService {
         "dist-tags": {},
         versions: {},
         time: { created: now },
-        maintainers: [{ name: user.name } as Person],
+        maintainers: [publisher],
       };
       const next: Packument = {
         ...base,
@@ -171,7 +185,7 @@ export class PackagesService {
         _fwPublished: [...(base._fwPublished ?? []), version],
       };
       delete next._fwUnpublished;
-      if (base.maintainers.length === 0) next.maintainers = [{ name: user.name }];
+      if (base.maintainers.length === 0) next.maintainers = [publisher];
       const latest = next["dist-tags"].latest;
       if (latest === version || !latest) {
         if (!latest) next["dist-tags"].latest = version;
@@ -193,10 +207,16 @@ export class PackagesService {
       throw new RegistryError("E_FORBIDDEN", `you are not a maintainer of "${doc.name}", so you cannot publish it`);
     }
     if (doc.versions[version]) {
-      throw new RegistryError("E_VERSION_EXISTS", `cannot publish over the previously published version ${doc.name}@${version}`);
+      throw new RegistryError(
+        "E_VERSION_EXISTS",
+        `cannot publish over the previously published version ${doc.name}@${version}`,
+      );
     }
     if (doc._fwPublished?.includes(version)) {
-      throw new RegistryError("E_VERSION_EXISTS", `${doc.name}@${version} was unpublished; a version number cannot be reused`);
+      throw new RegistryError(
+        "E_VERSION_EXISTS",
+        `${doc.name}@${version} was unpublished; a version number cannot be reused`,
+      );
     }
   }
 
@@ -208,12 +228,16 @@ export class PackagesService {
       if (!isObject(value) || typeof value.data !== "string") {
         throw new RegistryError("E_BAD_REQUEST", `attachment "${truncate(key)}" has no base64 data`);
       }
-      if (!BASE64.test(value.data)) throw new RegistryError("E_BAD_REQUEST", `attachment "${truncate(key)}" is not valid base64`);
+      if (!BASE64.test(value.data))
+        throw new RegistryError("E_BAD_REQUEST", `attachment "${truncate(key)}" is not valid base64`);
       const bytes = Buffer.from(value.data, "base64");
       if (key.endsWith(".tgz")) {
         if (tarball) throw new RegistryError("E_BAD_REQUEST", "publish exactly one tarball at a time");
         if (value.length !== undefined && value.length !== bytes.byteLength) {
-          throw new RegistryError("E_BAD_REQUEST", `attachment "${truncate(key)}" length ${String(value.length)} does not match its ${bytes.byteLength} bytes`);
+          throw new RegistryError(
+            "E_BAD_REQUEST",
+            `attachment "${truncate(key)}" length ${String(value.length)} does not match its ${bytes.byteLength} bytes`,
+          );
         }
         tarball = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       } else if (key.endsWith(".sigstore")) {
@@ -228,7 +252,8 @@ export class PackagesService {
         throw new RegistryError("E_BAD_REQUEST", `unexpected attachment "${truncate(key)}"`);
       }
     }
-    if (!tarball || tarball.byteLength === 0) throw new RegistryError("E_BAD_REQUEST", "the publish has no tarball attachment");
+    if (!tarball || tarball.byteLength === 0)
+      throw new RegistryError("E_BAD_REQUEST", "the publish has no tarball attachment");
     return provenance === undefined ? { tarball } : { tarball, provenance };
   }
 
@@ -236,7 +261,11 @@ export class PackagesService {
   private async storeTarball(name: string, filename: string, bytes: Uint8Array): Promise<void> {
     const key = tarballKey(name, filename);
     try {
-      await this.storage.put(key, bytes, { ifNoneMatch: "*", contentType: "application/octet-stream", size: bytes.byteLength });
+      await this.storage.put(key, bytes, {
+        ifNoneMatch: "*",
+        contentType: "application/octet-stream",
+        size: bytes.byteLength,
+      });
       return;
     } catch (error) {
       if (!isStorageError(error, "E_PRECONDITION")) throw error;
@@ -257,7 +286,12 @@ export class PackagesService {
    * owners and stars. Only those differences are applied, each with its own permission; version
    * contents are immutable and other fields are ignored.
    */
-  async updateMetadata(identity: Identity | undefined, name: string, body: unknown, pathRev?: string): Promise<Packument | null> {
+  async updateMetadata(
+    identity: Identity | undefined,
+    name: string,
+    body: unknown,
+    pathRev?: string,
+  ): Promise<Packument | null> {
     const user = requireWriter(identity);
     if (!isObject(body)) throw new RegistryError("E_BAD_REQUEST", "the document must be a JSON object");
     if (body.name !== undefined && body.name !== name) {
@@ -265,9 +299,10 @@ export class PackagesService {
     }
     const clientRev = pathRev ?? (typeof body._rev === "string" ? body._rev : undefined);
     const removedTarballs: string[] = [];
-    const userExists = await this.userCheck(body);
+    const accounts = await this.accounts(body);
     const doc = await this.commit(name, (current) => {
-      if (!current || Object.keys(current.versions).length === 0) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
+      if (!current || Object.keys(current.versions).length === 0)
+        throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
       removedTarballs.length = 0;
       const next: Packument = structuredClone(current);
       let changed = false;
@@ -278,7 +313,10 @@ export class PackagesService {
         if (removed.length > 0) {
           requireMaintainer(current, user, "unpublish versions");
           if (clientRev !== current._rev) {
-            throw new RegistryError("E_CONFLICT", "the package changed since you read it (revision mismatch); fetch it again and retry");
+            throw new RegistryError(
+              "E_CONFLICT",
+              "the package changed since you read it (revision mismatch); fetch it again and retry",
+            );
           }
           for (const v of removed) {
             delete next.versions[v];
@@ -289,7 +327,8 @@ export class PackagesService {
         for (const [v, manifest] of Object.entries(incoming)) {
           const stored = next.versions[v];
           if (!stored || !isObject(manifest)) continue;
-          const wanted = typeof manifest.deprecated === "string" && manifest.deprecated !== "" ? manifest.deprecated : undefined;
+          const wanted =
+            typeof manifest.deprecated === "string" && manifest.deprecated !== "" ? manifest.deprecated : undefined;
           if (wanted !== stored.deprecated) {
             requireMaintainer(current, user, "deprecate versions");
             if (wanted === undefined) delete stored.deprecated;
@@ -308,9 +347,12 @@ export class PackagesService {
             requireMaintainer(current, user, "change its owners");
             if (wanted.some((n) => n === "")) throw new RegistryError("E_BAD_REQUEST", "every maintainer needs a name");
             for (const n of wanted) {
-              if (!have.includes(n) && !userExists.has(n)) throw new RegistryError("E_NOT_FOUND", `user "${truncate(n)}" not found`);
+              if (!have.includes(n) && !accounts.has(n))
+                throw new RegistryError("E_NOT_FOUND", `user "${truncate(n)}" not found`);
             }
-            next.maintainers = wanted.map((n) => current.maintainers.find((m) => m.name === n) ?? { name: n });
+            next.maintainers = wanted.map(
+              (n) => current.maintainers.find((m) => m.name === n) ?? accounts.get(n) ?? { name: n },
+            );
             changed = true;
           }
         }
@@ -355,7 +397,11 @@ export class PackagesService {
       // Tags may not point at versions that are gone; `latest` falls back to the highest stable.
       for (const [tag, v] of Object.entries(next["dist-tags"])) if (!next.versions[v]) delete next["dist-tags"][tag];
       if (Object.keys(next.versions).length === 0) {
-        next._fwUnpublished = { time: new Date().toISOString(), by: user.name, versions: Object.keys(current.versions) };
+        next._fwUnpublished = {
+          time: new Date().toISOString(),
+          by: user.name,
+          versions: Object.keys(current.versions),
+        };
       } else if (!next["dist-tags"].latest) {
         const fallback = highest(next, true) ?? highest(next, false);
         if (fallback) next["dist-tags"].latest = fallback;
@@ -367,15 +413,21 @@ export class PackagesService {
     return doc;
   }
 
-  private async userCheck(body: Record<string, unknown>): Promise<Set<string>> {
+  /**
+   * The accounts named as maintainers in a metadata PUT, as they will be stored. `npm owner add` sends
+   * the email it read from the user document, but only the account's own email is trusted.
+   */
+  private async accounts(body: Record<string, unknown>): Promise<Map<string, Person>> {
     const names = Array.isArray(body.maintainers)
       ? body.maintainers.flatMap((m) => (isObject(m) && typeof m.name === "string" ? [m.name] : []))
       : [];
-    const found = new Set<string>();
+    const found = new Map<string, Person>();
     for (const n of names.slice(0, 100)) {
-      if (/^[a-z0-9][a-z0-9._-]{0,63}$/i.test(n) && (await this.storage.head(`users/${n.toLowerCase()}/profile.json`))) {
-        found.add(n);
-      }
+      if (!/^[a-z0-9][a-z0-9._-]{0,63}$/i.test(n)) continue;
+      const object = await this.storage.get(`users/${n.toLowerCase()}/profile.json`);
+      if (!object) continue;
+      const { email } = JSON.parse(new TextDecoder().decode(object.body)) as { email?: unknown };
+      found.set(n, { name: n, ...(typeof email === "string" && email && { email }) });
     }
     return found;
   }
@@ -385,10 +437,14 @@ export class PackagesService {
     const user = requireWriter(identity);
     let versions: string[] = [];
     await this.commit(name, (current) => {
-      if (!current || Object.keys(current.versions).length === 0) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
+      if (!current || Object.keys(current.versions).length === 0)
+        throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
       requireMaintainer(current, user, "unpublish it");
       if (rev !== current._rev) {
-        throw new RegistryError("E_CONFLICT", "the package changed since you read it (revision mismatch); fetch it again and retry");
+        throw new RegistryError(
+          "E_CONFLICT",
+          "the package changed since you read it (revision mismatch); fetch it again and retry",
+        );
       }
       versions = Object.keys(current.versions);
       const now = new Date().toISOString();
@@ -411,7 +467,8 @@ export class PackagesService {
     if (!stored) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
     requireMaintainer(stored, user, "delete its tarballs");
     const published = Object.keys(stored.versions).some((v) => tarballFilename(name, v) === filename);
-    if (published) throw new RegistryError("E_FORBIDDEN", `${filename} belongs to a published version; unpublish the version first`);
+    if (published)
+      throw new RegistryError("E_FORBIDDEN", `${filename} belongs to a published version; unpublish the version first`);
     if (!filename.startsWith(`${baseName(name)}-`)) throw new RegistryError("E_NOT_FOUND", "not found");
     await this.storage.delete(tarballKey(name, filename));
   }
@@ -422,14 +479,22 @@ export class PackagesService {
     return doc["dist-tags"];
   }
 
-  async setTag(identity: Identity | undefined, name: string, tag: string, version: unknown): Promise<Record<string, string>> {
+  async setTag(
+    identity: Identity | undefined,
+    name: string,
+    tag: string,
+    version: unknown,
+  ): Promise<Record<string, string>> {
     const user = requireWriter(identity);
     assertTagName(tag);
-    if (typeof version !== "string") throw new RegistryError("E_BAD_REQUEST", "the request body must be a JSON string: the version to tag");
+    if (typeof version !== "string")
+      throw new RegistryError("E_BAD_REQUEST", "the request body must be a JSON string: the version to tag");
     const doc = await this.commit(name, (current) => {
-      if (!current || Object.keys(current.versions).length === 0) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
+      if (!current || Object.keys(current.versions).length === 0)
+        throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
       requireMaintainer(current, user, "change its dist-tags");
-      if (!current.versions[version]) throw new RegistryError("E_NOT_FOUND", `version ${truncate(version)} of "${name}" not found`);
+      if (!current.versions[version])
+        throw new RegistryError("E_NOT_FOUND", `version ${truncate(version)} of "${name}" not found`);
       if (current["dist-tags"][tag] === version) return undefined;
       return {
         ...current,
@@ -442,11 +507,14 @@ export class PackagesService {
 
   async removeTag(identity: Identity | undefined, name: string, tag: string): Promise<Record<string, string>> {
     const user = requireWriter(identity);
-    if (tag === "latest") throw new RegistryError("E_BAD_REQUEST", 'the "latest" tag cannot be removed; move it instead');
+    if (tag === "latest")
+      throw new RegistryError("E_BAD_REQUEST", 'the "latest" tag cannot be removed; move it instead');
     const doc = await this.commit(name, (current) => {
-      if (!current || Object.keys(current.versions).length === 0) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
+      if (!current || Object.keys(current.versions).length === 0)
+        throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
       requireMaintainer(current, user, "change its dist-tags");
-      if (!(tag in current["dist-tags"])) throw new RegistryError("E_NOT_FOUND", `dist-tag "${truncate(tag)}" not found`);
+      if (!(tag in current["dist-tags"]))
+        throw new RegistryError("E_NOT_FOUND", `dist-tag "${truncate(tag)}" not found`);
       const tags = { ...current["dist-tags"] };
       delete tags[tag];
       return { ...current, "dist-tags": tags, time: { ...current.time, modified: new Date().toISOString() } };
@@ -454,7 +522,11 @@ export class PackagesService {
     return (doc as Packument)["dist-tags"];
   }
 
-  async tarball(name: string, filename: string, range?: { offset: number; length?: number }): Promise<ObjectStream | null> {
+  async tarball(
+    name: string,
+    filename: string,
+    range?: { offset: number; length?: number },
+  ): Promise<ObjectStream | null> {
     return this.storage.stream(tarballKey(name, filename), range ? { range } : {});
   }
 

@@ -45,7 +45,9 @@ export class SearchIndex {
       scope: doc.name.startsWith("@") ? doc.name.slice(1, doc.name.indexOf("/")) : "unscoped",
       version: manifest.version,
       description: typeof manifest.description === "string" ? manifest.description : (doc.description ?? ""),
-      keywords: Array.isArray(manifest.keywords) ? manifest.keywords.filter((k): k is string => typeof k === "string") : [],
+      keywords: Array.isArray(manifest.keywords)
+        ? manifest.keywords.filter((k): k is string => typeof k === "string")
+        : [],
       maintainers: doc.maintainers ?? [],
       date: doc.time[manifest.version] ?? doc.time.modified ?? new Date(0).toISOString(),
       links: links(manifest),
@@ -77,9 +79,7 @@ export class SearchIndex {
   search(text: string, size: number, from: number) {
     const started = Date.now();
     const terms = text.trim();
-    const hits = terms
-      ? this.index.search(terms)
-      : [...this.docs.keys()].sort().map((id) => ({ id, score: 1 }));
+    const hits = terms ? this.index.search(terms) : [...this.docs.keys()].sort().map((id) => ({ id, score: 1 }));
     const max = hits[0]?.score ?? 1;
     const objects = hits.slice(from, from + size).flatMap((hit) => {
       const doc = this.docs.get(hit.id as string);

@@ -18,9 +18,13 @@ export interface TokenRecord {
   hash: string;
   /** First characters of the token, shown in listings so people can tell tokens apart. */
   prefix: string;
+  /** What the token is for, shown by `npm token list`. */
+  name?: string;
   readonly: boolean;
   cidr_whitelist: string[];
   created: string;
+  /** When the token stops working (npm 11's `npm token create --expires <days>`). */
+  expires?: string;
 }
 
 export interface Identity {
@@ -37,8 +41,12 @@ const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024, keylen: 32 };
 
 function scryptAsync(password: string, salt: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    scrypt(password, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: SCRYPT.maxmem }, (error, key) =>
-      error ? reject(error) : resolve(key),
+    scrypt(
+      password,
+      salt,
+      SCRYPT.keylen,
+      { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: SCRYPT.maxmem },
+      (error, key) => (error ? reject(error) : resolve(key)),
     ),
   );
 }
@@ -161,7 +169,8 @@ export class UsersService {
         contentType: "application/json",
       });
     } catch (error) {
-      if (isStorageError(error, "E_PRECONDITION")) throw new RegistryError("E_CONFLICT", `user "${name}" already exists`);
+      if (isStorageError(error, "E_PRECONDITION"))
+        throw new RegistryError("E_CONFLICT", `user "${name}" already exists`);
       throw error;
     }
     return user;
@@ -186,7 +195,10 @@ export class UsersService {
     });
   }
 
-  async createToken(user: string, options: { readonly?: boolean; cidr_whitelist?: unknown } = {}) {
+  async createToken(
+    user: string,
+    options: { name?: string; readonly?: boolean; cidr_whitelist?: unknown; expiresInDays?: number } = {},
+  ) {
     const cidrs = checkCidrs(options.cidr_whitelist);
     const token = `${TOKEN_PREFIX}${randomBytes(30).toString("base64url")}`;
     const record: TokenRecord = {
@@ -194,9 +206,13 @@ export class UsersService {
       user,
       hash: hashToken(token),
       prefix: token.slice(0, 9),
+      ...(options.name && { name: options.name }),
       readonly: options.readonly === true,
       cidr_whitelist: cidrs,
       created: new Date().toISOString(),
+      ...(options.expiresInDays !== undefined && {
+        expires: new Date(Date.now() + options.expiresInDays * 86_400_000).toISOString(),
+      }),
     };
     await this.storage.put(`tokens/${record.hash}.json`, JSON.stringify(record), {
       ifNoneMatch: "*",
@@ -217,9 +233,12 @@ export class UsersService {
   /** Revokes one of the user's tokens by key, or by an unambiguous prefix of the key as `npm token revoke` allows. */
   async revokeToken(user: string, keyOrPrefix: string): Promise<TokenRecord> {
     const tokens = await this.listTokens(user);
-    const matches = tokens.filter((t) => t.key === keyOrPrefix || (keyOrPrefix.length >= 6 && t.key.startsWith(keyOrPrefix)));
+    const matches = tokens.filter(
+      (t) => t.key === keyOrPrefix || (keyOrPrefix.length >= 6 && t.key.startsWith(keyOrPrefix)),
+    );
     if (matches.length === 0) throw new RegistryError("E_NOT_FOUND", "no such token");
-    if (matches.length > 1) throw new RegistryError("E_BAD_REQUEST", "token id prefix is ambiguous; give more characters");
+    if (matches.length > 1)
+      throw new RegistryError("E_BAD_REQUEST", "token id prefix is ambiguous; give more characters");
     const record = matches[0] as TokenRecord;
     await this.removeRecord(record);
     return record;
@@ -260,7 +279,11 @@ export class UsersService {
       throw new RegistryError("E_UNAUTHORIZED", "invalid token: log in again with `npm login`");
     }
     const record = await this.lookup(hashToken(token));
-    if (!record) throw new RegistryError("E_UNAUTHORIZED", "this token is unknown or was revoked: log in again with `npm login`");
+    if (!record)
+      throw new RegistryError("E_UNAUTHORIZED", "this token is unknown or was revoked: log in again with `npm login`");
+    if (record.expires && Date.parse(record.expires) <= Date.now()) {
+      throw new RegistryError("E_UNAUTHORIZED", "this token has expired: log in again with `npm login`");
+    }
     if (!ipAllowed(clientIp, record.cidr_whitelist)) {
       throw new RegistryError("E_FORBIDDEN", `this token may only be used from ${record.cidr_whitelist.join(", ")}`);
     }

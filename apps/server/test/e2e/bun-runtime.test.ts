@@ -1,0 +1,81 @@
+/** The registry itself running under Bun (not Node), driven by npm and `bun install`. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { BUN, userSandbox } from "../helpers/clients.js";
+import { installedVersion } from "../helpers/core-suite.js";
+import { writePackage } from "../helpers/packages.js";
+
+const ENTRY = fileURLToPath(new URL("../fixtures/bun-server.ts", import.meta.url));
+let server: ChildProcess;
+let storage: string;
+let url: string;
+let log = "";
+
+beforeAll(async () => {
+  storage = await mkdtemp(join(tmpdir(), "fw-e2e-bun-storage-"));
+  server = spawn(BUN, [ENTRY, storage], {
+    cwd: fileURLToPath(new URL("../..", import.meta.url)),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the Bun server did not start:\n${log}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      log += chunk.toString();
+      const found = /listening (http:\/\/\S+) on bun /.exec(log)?.[1];
+      if (found) {
+        clearTimeout(timer);
+        resolve(found);
+      }
+    };
+    server.stdout?.on("data", onData);
+    server.stderr?.on("data", onData);
+    server.once("exit", (code) => reject(new Error(`the Bun server exited with ${code}:\n${log}`)));
+  });
+});
+
+afterAll(async () => {
+  if (server?.exitCode === null) {
+    const exited = new Promise((resolve) => server.once("exit", resolve));
+    server.kill("SIGTERM");
+    await exited;
+  }
+  await rm(storage, { recursive: true, force: true });
+});
+
+it("serves npm publish and bun install while running on Bun", async () => {
+  await using sandbox = await userSandbox(url, "bunny");
+  const lib = await writePackage(await sandbox.dir("bun-lib"), { name: "bun-lib", version: "1.0.0" });
+  const publish = await sandbox.npm(["publish"], lib);
+  expect(publish.code, publish.output).toBe(0);
+  const app = await writePackage(await sandbox.dir("@bun+app"), {
+    name: "@bun/app",
+    version: "0.1.0",
+    dependencies: { "bun-lib": "^1.0.0" },
+  });
+  await sandbox.writeBunfig(app);
+  const bunPublish = await sandbox.bun(["publish"], app);
+  expect(bunPublish.code, bunPublish.output).toBe(0);
+  expect(bunPublish.output).toContain("+ @bun/app@0.1.0");
+
+  const project = await sandbox.project("bun-consumer", { "@bun/app": "0.1.0" });
+  await sandbox.writeBunfig(project);
+  const install = await sandbox.bun(["install"], project);
+  expect(install.code, install.output).toBe(0);
+  expect(install.output).toContain("+ @bun/app@0.1.0");
+  expect(await installedVersion(project, "@bun/app")).toBe("0.1.0");
+  expect(await installedVersion(project, "bun-lib")).toBe("1.0.0");
+  const ran = await sandbox.bun(["-e", "console.log(require('bun-lib'))"], project);
+  expect(ran.stdout.trim()).toBe("bun-lib@1.0.0");
+  expect(log).not.toMatch(/"level":50|error/i);
+});
+
+it("shuts down cleanly on SIGTERM", async () => {
+  const exited = new Promise<number | null>((resolve) => server.once("exit", (code) => resolve(code)));
+  server.kill("SIGTERM");
+  expect(await exited).toBe(0);
+  await expect(fetch(`${url}/-/ping`)).rejects.toThrow();
+});
