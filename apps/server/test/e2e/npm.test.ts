@@ -223,4 +223,18 @@ describe("search and stars", () => {
     expect(unstar.stdout).toContain("☆  starry-pkg");
     expect((await packument("starry-pkg")).users ?? {}).toEqual({});
   });
+
+  it("npm audit gets a clean report from the audit endpoints, gzip body and all", async () => {
+    await publish(alice, { name: "audited-pkg", version: "1.0.0" });
+    const project = await alice.project("audited", { "audited-pkg": "^1.0.0" });
+    const install = await alice.npm(["install"], project);
+    expect(install.code, install.output).toBe(0);
+    const audit = await alice.npm(["audit", "--json", "--audit=true"], project);
+    expect(audit.code, audit.output).toBe(0);
+    const report = JSON.parse(audit.stdout) as { vulnerabilities: Record<string, unknown>; metadata: unknown };
+    expect(report.vulnerabilities).toEqual({});
+    const text = await alice.npm(["audit", "--audit=true"], project);
+    expect(text.code, text.output).toBe(0);
+    expect(text.stdout).toContain("found 0 vulnerabilities");
+  });
 });
