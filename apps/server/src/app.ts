@@ -5,7 +5,7 @@ import type { FwConfig } from "./config/index.js";
 import type { AppEnv, Logger, RequestInfo, Services } from "./context.js";
 import { errorResponse, RegistryError } from "./http/errors.js";
 import { miscRoutes } from "./routes/misc.js";
-import { packageRoutes } from "./routes/packages.js";
+import { createFastRead, type FastReadRequest, packageRoutes, type ResponseParts } from "./routes/packages.js";
 import { userRoutes } from "./routes/users.js";
 import { PackumentCache } from "./services/cache.js";
 import { LoginService } from "./services/logins.js";
@@ -23,6 +23,12 @@ export interface RegistryDeps {
 
 export interface Registry {
   fetch(request: Request, info?: RequestInfo): Promise<Response>;
+  /**
+   * Answers the hottest requests (cached packument GETs) synchronously from plain request parts, or
+   * returns `undefined` for everything else. Adapters that can skip building a Web Request (Node)
+   * try it first; `fetch` alone gives the same answers.
+   */
+  fastRead(request: FastReadRequest): ResponseParts | undefined;
   /** Resolves once the search index is loaded from storage. */
   ready: Promise<void>;
   services: Services;
@@ -100,6 +106,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
 
   return {
     fetch: async (request, info) => app.fetch(request, info ?? {}),
+    fastRead: createFastRead(services),
     ready,
     services,
   };

@@ -2,3 +2,4 @@ export { createRegistry, type Registry, type RegistryDeps } from "./app.js";
 export * from "./config/index.js";
 export type { Logger, RequestInfo } from "./context.js";
 export { RegistryError, type RegistryErrorCode } from "./http/errors.js";
+export type { FastReadRequest, ResponseParts } from "./routes/packages.js";

@@ -31,6 +31,12 @@ export interface CasOptions<T> {
   baseDelayMs?: number;
   cacheControl?: string;
   signal?: AbortSignal;
+  /**
+   * A copy of the document the caller already holds (from a cache) and its ETag: the first round
+   * starts from it instead of reading storage. A stale copy only costs one failed conditional write.
+   * The updater must not mutate it.
+   */
+  initial?: { value: T; etag: string };
 }
 
 export interface CasResult<T> {
@@ -72,7 +78,27 @@ export async function casUpdate<T = unknown>(
   const baseDelay = options.baseDelayMs ?? 4;
   const { signal } = options;
   let lastError: unknown;
+  let initial = options.initial;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    if (initial) {
+      const { value, etag } = initial;
+      initial = undefined;
+      const next = await update(value, { key, etag, size: -1, lastModified: new Date(0) });
+      if (next === undefined) return { value, info: null, written: false, attempts: attempt };
+      try {
+        const written = await driver.put(key, codec.encode(next), {
+          ifMatch: etag,
+          contentType: codec.contentType,
+          cacheControl: options.cacheControl,
+          signal,
+        });
+        return { value: next, info: written, written: true, attempts: attempt };
+      } catch (error) {
+        if (!isStorageError(error, "E_PRECONDITION")) throw error;
+        lastError = error;
+        continue;
+      }
+    }
     const current = await driver.get(key, { signal });
     let value: T | null = null;
     if (current) {

@@ -42,7 +42,24 @@ export function createLogger(config: FwConfig): Logger {
  * `basePath: "/npm"` it answers under `/npm/...` and writes links that include the prefix.
  */
 export function createNodeListener(registry: Registry): (req: IncomingMessage, res: ServerResponse) => void {
-  return getRequestListener((request, env) => registry.fetch(request, { clientIp: env.incoming.socket.remoteAddress }));
+  const viaFetch = getRequestListener((request, env) =>
+    registry.fetch(request, { clientIp: env.incoming.socket.remoteAddress }),
+  );
+  return (req, res) => {
+    const fast = registry.fastRead({
+      method: req.method ?? "GET",
+      url: req.url ?? "/",
+      origin: `http://${req.headers.host ?? "localhost"}`,
+      header: (name) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value.join(", ") : value;
+      },
+      clientIp: req.socket.remoteAddress,
+    });
+    if (!fast) return void viaFetch(req, res);
+    res.writeHead(fast.status, fast.headers);
+    res.end(fast.body ?? undefined);
+  };
 }
 
 export interface RunningRegistry {

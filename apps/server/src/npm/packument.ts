@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { tarballFilename } from "./names.js";
 
 export interface Person {
@@ -47,10 +47,13 @@ export interface Packument {
   [key: string]: unknown;
 }
 
-export function nextRev(rev: string | undefined, content: unknown): string {
+/**
+ * CouchDB-style revision `<n>-<id>`. The id is random rather than a content hash: hashing would
+ * serialize the whole document once more per write, and clients only compare revisions for equality.
+ */
+export function nextRev(rev: string | undefined): string {
   const n = rev ? Number.parseInt(rev.split("-")[0] ?? "0", 10) || 0 : 0;
-  const hash = createHash("md5").update(JSON.stringify(content)).digest("hex");
-  return `${n + 1}-${hash}`;
+  return `${n + 1}-${randomBytes(16).toString("hex")}`;
 }
 
 /** Fields npm, pnpm, yarn and bun need to install; the public registry's abbreviated format. */

@@ -61,7 +61,25 @@ export class PackumentCache {
 
   /** Serialized bytes of a view of the document, built once per document version and variant. */
   async render(name: string, variant: string, build: (doc: Packument) => unknown): Promise<Rendered | null> {
-    const entry = await this.entry(name);
+    return this.renderEntry(name, await this.entry(name), variant, build);
+  }
+
+  /**
+   * Like `render`, without waiting: `undefined` when the cached copy is missing or due for
+   * revalidation (the caller then takes the async path), `null` when the package is known not to exist.
+   */
+  renderFresh(name: string, variant: string, build: (doc: Packument) => unknown): Rendered | null | undefined {
+    const entry = this.entries.get(name);
+    if (!entry || Date.now() - entry.checkedAt >= this.revalidateMs) return undefined;
+    return this.renderEntry(name, entry, variant, build);
+  }
+
+  private renderEntry(
+    name: string,
+    entry: Entry,
+    variant: string,
+    build: (doc: Packument) => unknown,
+  ): Rendered | null {
     if (!entry.doc || !entry.etag) return null;
     let rendered = entry.rendered.get(variant);
     if (!rendered) {
@@ -92,10 +110,15 @@ export class PackumentCache {
     return view;
   }
 
-  /** Records a document this process just wrote (or deleted, with `null`). */
-  set(name: string, doc: Packument | null, etag: string | null): void {
-    const bytes = doc ? JSON.stringify(doc).length : 64;
+  /** Records a document this process just wrote (or deleted, with `null`); `bytes` is its stored size. */
+  set(name: string, doc: Packument | null, etag: string | null, bytes = 64): void {
     this.entries.set(name, { doc, etag, checkedAt: Date.now(), rendered: new Map(), bytes });
+  }
+
+  /** The cached document without revalidating it, for writers that will compare-and-swap anyway. */
+  peek(name: string): { doc: Packument; etag: string } | undefined {
+    const entry = this.entries.peek(name);
+    return entry?.doc && entry.etag ? { doc: entry.doc, etag: entry.etag } : undefined;
   }
 
   invalidate(name: string): void {

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { casUpdate, isStorageError, type ObjectStream, type StorageDriver } from "@fw/storage-r2";
+import { casUpdate, isStorageError, readAll, type StorageDriver } from "@fw/storage-r2";
+import { LRUCache } from "lru-cache";
 import semver from "semver";
 import { RegistryError } from "../http/errors.js";
 import {
@@ -46,9 +47,21 @@ function requireMaintainer(doc: Packument, identity: Identity, action: string): 
   }
 }
 
-function sortVersions(versions: Record<string, VersionManifest>): Record<string, VersionManifest> {
+/**
+ * The versions with one added, kept in semver order. Usually the new version is the highest, so it is
+ * appended without sorting thousands of existing versions on every publish.
+ */
+function withVersion(
+  versions: Record<string, VersionManifest>,
+  version: string,
+  manifest: VersionManifest,
+): Record<string, VersionManifest> {
+  const keys = Object.keys(versions);
+  const last = keys[keys.length - 1];
+  if (last === undefined || semver.gt(version, last)) return { ...versions, [version]: manifest };
   const out: Record<string, VersionManifest> = {};
-  for (const v of Object.keys(versions).sort(semver.compare)) out[v] = versions[v] as VersionManifest;
+  for (const v of [...keys, version].sort(semver.compare))
+    out[v] = v === version ? manifest : (versions[v] as VersionManifest);
   return out;
 }
 
@@ -57,8 +70,22 @@ function highest(doc: Packument, stableOnly: boolean): string | undefined {
   return versions.sort(semver.rcompare)[0];
 }
 
+/** Tarballs up to this size are kept in memory after their first read. */
+const SMALL_TARBALL_BYTES = 1024 * 1024;
+
+export interface TarballContent {
+  etag: string;
+  size: number;
+  body: Uint8Array | ReadableStream<Uint8Array>;
+}
+
 /** Use cases on packages: publish, metadata changes (deprecate, owners, stars, version unpublish), tags. */
 export class PackagesService {
+  private readonly tarballs = new LRUCache<string, TarballContent & { body: Uint8Array }>({
+    maxSize: 32 * 1024 * 1024,
+    sizeCalculation: (content) => Math.max(1, content.size),
+  });
+
   constructor(
     private readonly storage: StorageDriver,
     private readonly cache: PackumentCache,
@@ -73,14 +100,18 @@ export class PackagesService {
   }
 
   private async commit(name: string, update: (current: Packument | null) => Packument | undefined) {
-    const result = await casUpdate<Packument>(this.storage, packumentKey(name), (current) => {
-      const next = update(current);
-      if (!next) return undefined;
-      const { _rev: _ignored, ...content } = next;
-      return { ...next, _rev: nextRev(current?._rev, content) };
-    });
+    const cached = this.cache.peek(name);
+    const result = await casUpdate<Packument>(
+      this.storage,
+      packumentKey(name),
+      (current) => {
+        const next = update(current);
+        return next && { ...next, _rev: nextRev(current?._rev) };
+      },
+      cached ? { initial: { value: cached.doc, etag: cached.etag } } : {},
+    );
     if (result.written && result.value && result.info) {
-      this.cache.set(name, result.value, result.info.etag);
+      this.cache.set(name, result.value, result.info.etag, result.info.size);
       this.search.update(result.value);
     }
     return result.value;
@@ -179,7 +210,7 @@ export class PackagesService {
       };
       const next: Packument = {
         ...base,
-        versions: sortVersions({ ...base.versions, [version]: manifest }),
+        versions: withVersion(base.versions, version, manifest),
         "dist-tags": { ...base["dist-tags"], ...(distTags as Record<string, string>) },
         time: { ...base.time, modified: now, [version]: now },
         _fwPublished: [...(base._fwPublished ?? []), version],
@@ -409,7 +440,7 @@ export class PackagesService {
       next.time = { ...next.time, modified: new Date().toISOString() };
       return next;
     });
-    for (const filename of removedTarballs) await this.storage.delete(tarballKey(name, filename));
+    for (const filename of removedTarballs) await this.deleteTarballObject(name, filename);
     return doc;
   }
 
@@ -457,7 +488,7 @@ export class PackagesService {
       };
     });
     this.search.remove(name);
-    for (const v of versions) await this.storage.delete(tarballKey(name, tarballFilename(name, v)));
+    for (const v of versions) await this.deleteTarballObject(name, tarballFilename(name, v));
   }
 
   /** `DELETE /<name>/-/<file>/-rev/<rev>`: removes a tarball whose version is no longer published. */
@@ -470,6 +501,11 @@ export class PackagesService {
     if (published)
       throw new RegistryError("E_FORBIDDEN", `${filename} belongs to a published version; unpublish the version first`);
     if (!filename.startsWith(`${baseName(name)}-`)) throw new RegistryError("E_NOT_FOUND", "not found");
+    await this.deleteTarballObject(name, filename);
+  }
+
+  private async deleteTarballObject(name: string, filename: string): Promise<void> {
+    this.tarballs.delete(tarballKey(name, filename));
     await this.storage.delete(tarballKey(name, filename));
   }
 
@@ -522,12 +558,22 @@ export class PackagesService {
     return (doc as Packument)["dist-tags"];
   }
 
-  async tarball(
-    name: string,
-    filename: string,
-    range?: { offset: number; length?: number },
-  ): Promise<ObjectStream | null> {
-    return this.storage.stream(tarballKey(name, filename), range ? { range } : {});
+  /**
+   * A tarball's bytes (small ones, from memory after the first read) or stream (large ones). Tarballs
+   * never change once published and a version number is never reused, so caching them is safe; the
+   * caller checks that the version is still published.
+   */
+  async tarball(name: string, filename: string): Promise<TarballContent | null> {
+    const key = tarballKey(name, filename);
+    const cached = this.tarballs.get(key);
+    if (cached) return cached;
+    const object = await this.storage.stream(key);
+    if (!object) return null;
+    if (object.size > SMALL_TARBALL_BYTES) return { etag: object.etag, size: object.size, body: object.body };
+    const bytes = await readAll(object.body);
+    const content = { etag: object.etag, size: bytes.byteLength, body: bytes };
+    this.tarballs.set(key, content);
+    return content;
   }
 
   async attestation(name: string, version: string): Promise<string | null> {

@@ -274,6 +274,20 @@ export class UsersService {
    * The identity behind a bearer token. A SHA-256 and a map lookup on the hot path (storage only on a
    * cache miss): no KDF per request. Tokens are high-entropy, so a fast hash is safe here.
    */
+  /**
+   * The identity behind a token when the answer is already cached and positive, without waiting;
+   * `undefined` otherwise (the caller then takes `resolveToken`, which also produces the errors).
+   */
+  cachedIdentity(token: string, clientIp: string | undefined): Identity | undefined {
+    if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return undefined;
+    const cached = this.tokenCache.get(hashToken(token));
+    const record = cached?.record;
+    if (!cached || !record || Date.now() - cached.at >= this.tokenCacheMs) return undefined;
+    if (record.expires && Date.parse(record.expires) <= Date.now()) return undefined;
+    if (!ipAllowed(clientIp, record.cidr_whitelist)) return undefined;
+    return { name: record.user, readonly: record.readonly, tokenKey: record.key };
+  }
+
   async resolveToken(token: string, clientIp: string | undefined): Promise<Identity> {
     if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) {
       throw new RegistryError("E_UNAUTHORIZED", "invalid token: log in again with `npm login`");

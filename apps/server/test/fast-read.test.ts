@@ -1,0 +1,87 @@
+import { memoryDriver } from "@fw/storage-r2/memory";
+import { describe, expect, it } from "vitest";
+import { createRegistry } from "../src/app.js";
+import { publishBody } from "./helpers/packages.js";
+import { testConfig } from "./helpers/registry.js";
+
+const ORIGIN = "http://127.0.0.1:4873";
+
+async function setup() {
+  const registry = createRegistry(testConfig("/unused"), { storage: memoryDriver() });
+  await registry.ready;
+  const login = await registry.fetch(
+    new Request(`${ORIGIN}/-/user/org.couchdb.user:alice`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "alice", password: "correct horse battery" }),
+    }),
+  );
+  const { token } = (await login.json()) as { token: string };
+  for (const name of ["@acme/widget", "plain"]) {
+    const published = await registry.fetch(
+      new Request(`${ORIGIN}/${name.replace("/", "%2f")}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify(publishBody(ORIGIN, { name, version: "1.0.0" })),
+      }),
+    );
+    expect(published.status).toBe(201);
+  }
+  return { registry, token };
+}
+
+describe("fastRead", () => {
+  it("answers cached packument GETs exactly as the full route does", async () => {
+    const { registry, token } = await setup();
+    const variants: Array<{ path: string; headers: Record<string, string>; method?: string }> = [
+      { path: "/plain", headers: {} },
+      { path: "/@acme%2fwidget", headers: { "accept-encoding": "gzip" } },
+      { path: "/@acme/widget", headers: { accept: "application/vnd.npm.install-v1+json", "accept-encoding": "br" } },
+      { path: "/plain", headers: { authorization: `Bearer ${token}` } },
+      { path: "/plain", headers: {}, method: "HEAD" },
+    ];
+    for (const variant of variants) {
+      const method = variant.method ?? "GET";
+      const full = await registry.fetch(new Request(`${ORIGIN}${variant.path}`, { method, headers: variant.headers }));
+      const fast = registry.fastRead({
+        method,
+        url: variant.path,
+        origin: ORIGIN,
+        header: (name) => variant.headers[name],
+      });
+      expect(fast, variant.path).toBeDefined();
+      expect(fast?.status).toBe(full.status);
+      for (const header of ["etag", "content-type", "content-encoding", "content-length", "vary"]) {
+        expect(fast?.headers[header] ?? null, `${variant.path} ${header}`).toBe(full.headers.get(header));
+      }
+      const fullBody = new Uint8Array(await full.arrayBuffer());
+      expect(fast?.body ?? new Uint8Array(0)).toEqual(fullBody);
+      const etag = full.headers.get("etag") as string;
+      const notModified = registry.fastRead({
+        method,
+        url: variant.path,
+        origin: ORIGIN,
+        header: (name) => (name === "if-none-match" ? etag : variant.headers[name]),
+      });
+      expect(notModified?.status).toBe(304);
+    }
+  });
+
+  it("leaves everything it cannot answer from memory to the full route", async () => {
+    const { registry } = await setup();
+    const fast = (url: string, headers: Record<string, string> = {}, method = "GET") =>
+      registry.fastRead({ method, url, origin: ORIGIN, header: (name) => headers[name] });
+    expect(fast("/never-loaded")).toBeUndefined();
+    expect(fast("/plain?write=true")).toBeUndefined();
+    expect(fast("/plain/1.0.0")).toBeUndefined();
+    expect(fast("/-/ping")).toBeUndefined();
+    expect(fast("/plain", {}, "PUT")).toBeUndefined();
+    expect(fast("/plain", { authorization: "Bearer fw_unknown-token" })).toBeUndefined();
+    expect(fast("/plain", { authorization: "Basic YWxpY2U6eA==" })).toBeUndefined();
+    expect(fast("/..%2f..%2fetc%2fpasswd")).toBeUndefined();
+    const denied = await registry.fetch(
+      new Request(`${ORIGIN}/plain`, { headers: { authorization: "Bearer fw_unknown-token" } }),
+    );
+    expect(denied.status).toBe(401);
+  });
+});
