@@ -41,4 +41,19 @@ describe("casUpdate", () => {
     await expect(casUpdate(driver, "x.json", () => Promise.reject(boom))).rejects.toBe(boom);
     expect(await driver.head("x.json")).toBeNull();
   });
+
+  it("starts from a cached copy, and re-reads when that copy turns out stale", async () => {
+    const driver = memoryDriver();
+    const v1 = await driver.put("doc.json", '{"n":1}');
+    const fresh = await casUpdate<{ n: number }>(driver, "doc.json", (d) => ({ n: (d?.n ?? 0) + 1 }), {
+      initial: { value: { n: 1 }, etag: v1.etag },
+    });
+    expect(fresh).toMatchObject({ written: true, attempts: 1, value: { n: 2 } });
+    // The cached copy still says n=1, but storage moved on to n=2: the first write must lose.
+    const stale = await casUpdate<{ n: number }>(driver, "doc.json", (d) => ({ n: (d?.n ?? 0) + 1 }), {
+      initial: { value: { n: 1 }, etag: v1.etag },
+    });
+    expect(stale).toMatchObject({ written: true, attempts: 2, value: { n: 3 } });
+    expect(JSON.parse(new TextDecoder().decode((await driver.get("doc.json"))?.body))).toEqual({ n: 3 });
+  });
 });
