@@ -5,6 +5,7 @@
 export default [
   "packages/storage-r2/vitest.config.ts",
   "packages/storage-r2/vitest.workers.config.ts",
+  "packages/auth/vitest.config.ts",
   "apps/server/vitest.config.ts",
   "apps/cli/vitest.config.ts",
 ];

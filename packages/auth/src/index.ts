@@ -1,0 +1,95 @@
+export {
+  type AuditAction,
+  type AuditDetail,
+  type AuditEvent,
+  type AuditEventInput,
+  AuditLog,
+  type AuditLogOptions,
+  type AuditQuery,
+  sanitiseDetails,
+} from "./audit.js";
+export {
+  addressBucket,
+  type BackoffOptions,
+  type BackoffVerdict,
+  type LoginAttempt,
+  LoginBackoff,
+  RateLimiter,
+  type RateLimitOptions,
+  type RateLimitVerdict,
+} from "./backoff.js";
+export { checkCidrs, ipAllowed } from "./cidr.js";
+export { AuthError, type AuthErrorCode, isAuthError } from "./errors.js";
+export {
+  ANONYMOUS,
+  type AnonymousIdentity,
+  type Identity,
+  identityFor,
+  type TokenGrant,
+  tokenGrant,
+  type UserIdentity,
+} from "./identity.js";
+export { hashPassword, needsRehash, passwordProblem, SCRYPT_PARAMS, verifyPassword } from "./passwords.js";
+export {
+  ACTIONS,
+  type Action,
+  type AuthorizeRequest,
+  authorize,
+  BUILTIN_ROLES,
+  type CheckName,
+  type CompiledRule,
+  compareSpecificity,
+  DEFAULT_RULE,
+  type Decision,
+  type DenialCode,
+  type ExplainStep,
+  type Explanation,
+  explain,
+  type Policy,
+  type PolicyConfig,
+  type Principal,
+  parsePolicy,
+  policyConfigSchema,
+  policyJsonSchema,
+  SPECIAL_PRINCIPALS,
+} from "./policy.js";
+export { constantTimeEqual } from "./secrets.js";
+export {
+  type CreateTokenOptions,
+  describeToken,
+  TOKEN_PREFIX,
+  type TokenDecision,
+  type TokenPermission,
+  type TokenRecord,
+  type TokenRefusal,
+  TokenStore,
+  type TokenStoreOptions,
+  tokenCoversPackage,
+  tokenExpiry,
+} from "./tokens.js";
+export {
+  generateRecoveryCodes,
+  generateTotp,
+  generateTotpSecret,
+  matchTotp,
+  TFA_MODES,
+  type TfaMode,
+  TOTP_WINDOW,
+  totpStep,
+  totpUri,
+} from "./totp.js";
+export {
+  type AuthenticateResult,
+  assertUsername,
+  type CreateUserOptions,
+  type DueItem,
+  isValidUsername,
+  type PublicProfile,
+  passwordExpiry,
+  publicProfile,
+  type SecondFactorResult,
+  type TfaState,
+  type UserProfile,
+  UserStore,
+  type UserStoreOptions,
+} from "./users.js";
