@@ -8,4 +8,5 @@ export default [
   "packages/auth/vitest.config.ts",
   "apps/server/vitest.config.ts",
   "apps/cli/vitest.config.ts",
+  "bench/vitest.config.ts",
 ];
