@@ -68,12 +68,20 @@ export function assertReadableName(name: string): void {
   }
 }
 
-/** npm's rules for new packages (lowercase, URL-safe, no core module names, ≤ 214 characters). */
+/**
+ * npm's rules for new packages (lowercase, URL-safe, ≤ 214 characters), except that names of Node core
+ * modules are accepted: real dependency trees use packages such as `punycode` and `string_decoder`,
+ * and a private registry that hosts or imports them must take their publishes.
+ */
 export function assertPublishableName(name: string): void {
   const result = validateName(name);
-  if (!result.validForNewPackages) {
-    const reasons = [...(result.errors ?? []), ...(result.warnings ?? [])].join("; ");
-    throw new RegistryError("E_INVALID_NAME", `invalid package name "${truncate(name)}": ${reasons}`);
+  if (result.validForNewPackages) return;
+  const problems = [
+    ...(result.errors ?? []),
+    ...(result.warnings ?? []).filter((warning) => !warning.endsWith("is a core module name")),
+  ];
+  if (problems.length > 0 || !result.validForOldPackages) {
+    throw new RegistryError("E_INVALID_NAME", `invalid package name "${truncate(name)}": ${problems.join("; ")}`);
   }
 }
 
