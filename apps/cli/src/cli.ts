@@ -36,6 +36,11 @@ function overrides(flags: Flags): ConfigOverrides {
   };
 }
 
+function storeFlags(flags: Flags): { config?: string; json: boolean } {
+  const config = text(flags.config);
+  return { ...(config !== undefined && { config }), json: flags.json === true };
+}
+
 const CONFIG_FLAG = ["--config <file>", "Config file (default: FW_CONFIG, else ./fw.config.json5)"] as const;
 
 function createCli(): CAC {
@@ -94,6 +99,163 @@ function createCli(): CAC {
         out: text(flags.out),
         overrides: overrides(flags),
         json: flags.json === true,
+      });
+    });
+
+  cli
+    .command("registry user add <name>", "Create a user in the registry's storage")
+    .option(...CONFIG_FLAG)
+    .option("--email <email>", "The user's email")
+    .option("--admin", "Make the user an administrator")
+    .option("--password-stdin", "Read the password from stdin")
+    .option("--password <password>", "The password (visible to other users in ps; prefer --password-stdin)")
+    .option("--json", "Print JSON")
+    .action(async (name: unknown, flags: Flags) => {
+      const { runAdd } = await import("./commands/registry/user.js");
+      await runAdd({
+        ...storeFlags(flags),
+        name: String(name),
+        email: text(flags.email),
+        admin: flags.admin === true,
+        password: text(flags.password),
+        passwordStdin: flags.passwordStdin === true,
+      });
+    });
+
+  cli
+    .command("registry user list", "List the registry's users")
+    .option(...CONFIG_FLAG)
+    .option("--json", "Print JSON")
+    .action(async (flags: Flags) => {
+      const { runList } = await import("./commands/registry/user.js");
+      await runList(storeFlags(flags));
+    });
+
+  for (const [verb, disabled] of [
+    ["disable", true],
+    ["enable", false],
+  ] as const) {
+    cli
+      .command(
+        `registry user ${verb} <name>`,
+        `${disabled ? "Disable" : "Enable"} a user: ${disabled ? "its logins and tokens stop working" : "it may sign in again"}`,
+      )
+      .option(...CONFIG_FLAG)
+      .option("--reason <text>", "Why (kept in the profile)")
+      .option("--json", "Print JSON")
+      .action(async (name: unknown, flags: Flags) => {
+        const { runSetDisabled } = await import("./commands/registry/user.js");
+        await runSetDisabled({ ...storeFlags(flags), name: String(name), disabled, reason: text(flags.reason) });
+      });
+  }
+
+  cli
+    .command("registry user reset-password <name>", "Set a new password and revoke the user's tokens")
+    .option(...CONFIG_FLAG)
+    .option("--password-stdin", "Read the password from stdin")
+    .option("--password <password>", "The password (visible to other users in ps; prefer --password-stdin)")
+    .option("--keep-tokens", "Do not revoke the user's tokens")
+    .option("--json", "Print JSON")
+    .action(async (name: unknown, flags: Flags) => {
+      const { runResetPassword } = await import("./commands/registry/user.js");
+      await runResetPassword({
+        ...storeFlags(flags),
+        name: String(name),
+        password: text(flags.password),
+        passwordStdin: flags.passwordStdin === true,
+        keepTokens: flags.keepTokens === true,
+      });
+    });
+
+  cli
+    .command("registry token create <user>", "Create a token for a user and print it once")
+    .option(...CONFIG_FLAG)
+    .option("--name <name>", "What the token is for")
+    .option("--description <text>", "Longer description")
+    .option("--read-only", "The token may only read")
+    .option("--expires <days>", "Days until the token stops working")
+    .option("--cidr <ranges>", "Comma-separated CIDR ranges the token may be used from")
+    .option("--packages <names>", "Comma-separated packages the token is limited to")
+    .option("--scopes <scopes>", "Comma-separated scopes (@acme) the token is limited to")
+    .option("--environment <label>", "Environment label (e.g. ci) for rules with environments")
+    .option("--json", "Print JSON")
+    .action(async (user: unknown, flags: Flags) => {
+      const { runCreate } = await import("./commands/registry/token.js");
+      const expires = text(flags.expires);
+      await runCreate({
+        ...storeFlags(flags),
+        user: String(user),
+        name: text(flags.name),
+        description: text(flags.description),
+        readOnly: flags.readOnly === true,
+        expires: expires === undefined ? undefined : Number(expires),
+        cidr: text(flags.cidr),
+        packages: text(flags.packages),
+        scopes: text(flags.scopes),
+        environment: text(flags.environment),
+      });
+    });
+
+  cli
+    .command("registry token list <user>", "List a user's tokens (never the secrets)")
+    .option(...CONFIG_FLAG)
+    .option("--json", "Print JSON")
+    .action(async (user: unknown, flags: Flags) => {
+      const { runList } = await import("./commands/registry/token.js");
+      await runList({ ...storeFlags(flags), user: String(user) });
+    });
+
+  cli
+    .command("registry token revoke <user> <key>", "Revoke a user's token by key (or a 6+ character key prefix)")
+    .option(...CONFIG_FLAG)
+    .option("--json", "Print JSON")
+    .action(async (user: unknown, key: unknown, flags: Flags) => {
+      const { runRevoke } = await import("./commands/registry/token.js");
+      await runRevoke({ ...storeFlags(flags), user: String(user), key: String(key) });
+    });
+
+  cli
+    .command("registry token due", "Tokens and passwords that expire soon or already have")
+    .option(...CONFIG_FLAG)
+    .option("--within <days>", "How far ahead to look (default 14)")
+    .option("--json", "Print JSON")
+    .action(async (flags: Flags) => {
+      const { runDue } = await import("./commands/registry/token.js");
+      const within = text(flags.within);
+      await runDue({ ...storeFlags(flags), within: within === undefined ? undefined : Number(within) });
+    });
+
+  cli
+    .command(
+      "registry access check <who> <action> <pkg>",
+      "Explain whether a user, token or anonymous may access, publish or unpublish a package",
+    )
+    .option(...CONFIG_FLAG)
+    .option("--json", "Print JSON")
+    .action(async (who: unknown, action: unknown, pkg: unknown, flags: Flags) => {
+      const { run } = await import("./commands/registry/access.js");
+      await run({ ...storeFlags(flags), who: String(who), action: String(action), pkg: String(pkg) });
+    });
+
+  cli
+    .command("registry audit", "Print the audit trail: logins, tokens, publishes, refused writes")
+    .option(...CONFIG_FLAG)
+    .option("--since <date>", "Events at or after this time")
+    .option("--user <name>", "Events by this user")
+    .option("--package <name>", "Events about this package")
+    .option("--action <action>", "An action, or a family such as token")
+    .option("--limit <n>", "Most events (default 1000)")
+    .option("--json", "Print JSON")
+    .action(async (flags: Flags) => {
+      const { run } = await import("./commands/registry/audit.js");
+      const limit = text(flags.limit);
+      await run({
+        ...storeFlags(flags),
+        since: text(flags.since),
+        user: text(flags.user),
+        package: text(flags.package),
+        action: text(flags.action),
+        limit: limit === undefined ? undefined : Number(limit),
       });
     });
 

@@ -52,11 +52,19 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** An installed `fw` executable instead of `node dist/fw.js`. */
   bin?: string;
+  /** Written to stdin, which is then closed; without it stdin is ignored. */
+  input?: string;
 }
 
 function spawnFw(args: readonly string[], options: RunOptions): ChildProcess {
   const [command, argv] = options.bin ? [options.bin, [...args]] : [process.execPath, [FW_BIN, ...args]];
-  return spawn(command, argv, { cwd: options.cwd, env: options.env ?? cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(command, argv, {
+    cwd: options.cwd,
+    env: options.env ?? cleanEnv(),
+    stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+  });
+  if (options.input !== undefined) child.stdin?.end(options.input);
+  return child;
 }
 
 /** Runs `fw args…` to completion. */

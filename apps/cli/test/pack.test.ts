@@ -11,7 +11,7 @@ import { cleanEnv, runFw, startFw } from "./helpers.js";
 const exec = promisify(execFile);
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 /** What `npm install -g @fw/cli` pulls from this repo; everything else comes from the configured npm registry. */
-const PACKAGES = ["packages/storage-r2", "apps/server", "apps/cli"];
+const PACKAGES = ["packages/storage-r2", "packages/auth", "apps/server", "apps/cli"];
 
 describe.skipIf(process.platform === "win32")("the packed tarballs", () => {
   it("install globally with npm and run `fw`", async () => {
@@ -26,7 +26,7 @@ describe.skipIf(process.platform === "win32")("the packed tarballs", () => {
     expect(tarballs).toHaveLength(PACKAGES.length);
 
     const prefix = join(tmp.path, "global");
-    // All three at once, so npm satisfies @fw/cli's and @fw/server's workspace dependencies with them.
+    // All at once, so npm satisfies @fw/cli's and @fw/server's workspace dependencies with them.
     await exec("npm", ["install", "--global", "--prefix", prefix, "--no-audit", "--no-fund", ...tarballs], {
       env: cleanEnv(),
       maxBuffer: 16 * 1024 * 1024,

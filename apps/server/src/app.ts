@@ -1,9 +1,12 @@
+import { AuditLog, LoginBackoff, parsePolicy, RateLimiter } from "@fw/auth";
 import type { StorageDriver } from "@fw/storage-r2";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { FwConfig } from "./config/index.js";
+import { DEFAULTS } from "./config/schema.js";
 import type { AppEnv, Logger, RequestInfo, Services } from "./context.js";
 import { errorResponse, RegistryError } from "./http/errors.js";
+import { checkPassword } from "./routes/guard.js";
 import { miscRoutes } from "./routes/misc.js";
 import { createFastRead, type FastReadRequest, packageRoutes, type ResponseParts } from "./routes/packages.js";
 import { userRoutes } from "./routes/users.js";
@@ -49,9 +52,9 @@ async function authenticate(
     const decoded = Buffer.from(value, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
     const user =
-      colon > 0 ? await services.users.authenticate(decoded.slice(0, colon), decoded.slice(colon + 1)) : null;
+      colon > 0 ? await checkPassword(services, decoded.slice(0, colon), decoded.slice(colon + 1), clientIp) : null;
     if (!user) throw new RegistryError("E_UNAUTHORIZED", "incorrect user name or password");
-    return { name: user.name, readonly: false };
+    return services.users.sessionIdentity(user);
   }
   throw new RegistryError("E_UNAUTHORIZED", `unsupported authorization scheme "${(scheme ?? "").slice(0, 20)}"`);
 }
@@ -63,6 +66,8 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   const { storage } = deps;
   const cache = new PackumentCache(storage, packumentKey);
   const search = new SearchIndex();
+  // The config loader already cross-checked the policy; configs built in code are checked here.
+  const policy = parsePolicy(config.access ?? {});
   const services: Services = {
     config,
     storage,
@@ -70,9 +75,16 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     basePath,
     cache,
     search,
-    users: new UsersService(storage),
+    policy,
+    users: new UsersService(storage, { policy }),
     packages: new PackagesService(storage, cache, search),
     logins: new LoginService(storage),
+    audit: new AuditLog(storage),
+    backoff: new LoginBackoff(storage, config.auth.loginBackoff ?? {}),
+    authLimiter: new RateLimiter({
+      capacity: (config.auth.rateLimit ?? DEFAULTS.authRateLimit).burst,
+      refillPerSecond: (config.auth.rateLimit ?? DEFAULTS.authRateLimit).perSecond,
+    }),
   };
 
   const app = new Hono<AppEnv>();

@@ -1,3 +1,14 @@
+import {
+  type Action,
+  ANONYMOUS,
+  type AuditEventInput,
+  type AuditLog,
+  authorize,
+  type Decision,
+  type LoginBackoff,
+  type Policy,
+  type RateLimiter,
+} from "@fw/auth";
 import type { StorageDriver } from "@fw/storage-r2";
 import type { Context } from "hono";
 import type { FwConfig } from "./config/index.js";
@@ -18,6 +29,8 @@ export interface Logger {
 /** What every route can use: the config and the use-case services. */
 export interface Services {
   config: FwConfig;
+  /** The access policy from the config's `roles`, `teams` and `packages`. */
+  policy: Policy;
   storage: StorageDriver;
   logger: Logger;
   users: UsersService;
@@ -25,6 +38,12 @@ export interface Services {
   logins: LoginService;
   search: SearchIndex;
   cache: PackumentCache;
+  /** Append-only trail of logins, token changes, package writes and refused writes. */
+  audit: AuditLog;
+  /** Back-off after failed password logins, per account and client address. */
+  backoff: LoginBackoff;
+  /** Flood limit per client address on login and token endpoints. */
+  authLimiter: RateLimiter;
   /** Path the registry is mounted under, without a trailing slash ("" at the root). */
   basePath: string;
 }
@@ -73,4 +92,80 @@ export function json(data: unknown, status = 200, headers: Record<string, string
     status,
     headers: { "content-type": "application/json", ...headers },
   });
+}
+
+/**
+ * Whether the caller may read `pkg`. A token's package limits never make it see less than a caller
+ * without credentials would: they narrow what the token may reach beyond the public packages.
+ */
+export function readDecision(policy: Policy, who: Identity | undefined, pkg: string): Decision {
+  const decision = authorize(policy, { identity: who?.principal ?? ANONYMOUS, action: "access", pkg });
+  if (decision.allowed || !who?.token || decision.rule !== null) return decision;
+  const anonymous = authorize(policy, { identity: ANONYMOUS, action: "access", pkg });
+  return anonymous.allowed ? anonymous : decision;
+}
+
+/**
+ * Refuses a read the policy does not allow. Anonymous callers refused get `notFound` exactly as for a
+ * package that does not exist, so private names do not leak.
+ */
+export function authorizeRead(c: AppContext, services: Services, pkg: string, notFound: string): void {
+  const decision = readDecision(services.policy, identity(c), pkg);
+  if (decision.allowed) return;
+  if (decision.notFound) throw new RegistryError("E_NOT_FOUND", notFound);
+  throw new RegistryError(decision.code ?? "E_FORBIDDEN", decision.reason);
+}
+
+/**
+ * Refuses a write the policy does not allow: the rule's list for `action`, required environments and
+ * ownership (`maintainers` of the stored package; admins pass). Callers without credentials and
+ * read-only tokens are left to the service, which refuses them with its own messages.
+ */
+export async function authorizeWrite(
+  c: AppContext,
+  services: Services,
+  action: Exclude<Action, "access">,
+  pkg: string,
+  maintainers: readonly string[] = [],
+): Promise<void> {
+  const who = identity(c);
+  if (!who || who.readonly) return;
+  const decision = authorize(services.policy, {
+    identity: who.principal,
+    action,
+    pkg,
+    packageMaintainers: maintainers,
+  });
+  if (decision.allowed) return;
+  await record(c, services, {
+    action: "access.denied",
+    package: pkg,
+    outcome: "failure",
+    details: { action, reason: decision.reason },
+  });
+  throw new RegistryError(
+    decision.code ?? "E_FORBIDDEN",
+    decision.reason,
+    decision.code === "E_OTP_REQUIRED" ? { headers: { "www-authenticate": "OTP" } } : {},
+  );
+}
+
+/**
+ * Appends an audit event with the caller and address filled in. A failing audit write is logged, not
+ * answered: the action it records has already happened.
+ */
+export async function record(c: AppContext, services: Services, event: AuditEventInput): Promise<void> {
+  const who = identity(c);
+  const ip = c.env?.clientIp;
+  try {
+    await services.audit.append({
+      ...(who && { actor: who.name }),
+      ...(who?.tokenKey && { tokenKey: who.tokenKey }),
+      ...(ip && { ip }),
+      outcome: "success",
+      ...event,
+    });
+  } catch (error) {
+    services.logger.error("could not append to the audit log", { err: String(error), action: event.action });
+  }
 }

@@ -1,3 +1,4 @@
+import type { PolicyConfig } from "@fw/auth";
 import { memoryDriver } from "@fw/storage-r2/memory";
 import { describe, expect, it } from "vitest";
 import { createRegistry } from "../src/app.js";
@@ -6,8 +7,8 @@ import { testConfig } from "./helpers/registry.js";
 
 const ORIGIN = "http://127.0.0.1:4873";
 
-async function setup() {
-  const registry = createRegistry(testConfig("/unused"), { storage: memoryDriver() });
+async function setup(access?: PolicyConfig) {
+  const registry = createRegistry(testConfig("/unused", access ? { access } : {}), { storage: memoryDriver() });
   await registry.ready;
   const login = await registry.fetch(
     new Request(`${ORIGIN}/-/user/org.couchdb.user:alice`, {
@@ -31,6 +32,19 @@ async function setup() {
 }
 
 describe("fastRead", () => {
+  it("applies the package rules: private packages are served to readers the policy allows and deferred otherwise", async () => {
+    const { registry, token } = await setup({ packages: { "@acme/*": { access: ["$authenticated"] } } });
+    const read = (path: string, headers: Record<string, string>) =>
+      registry.fastRead({ method: "GET", url: path, origin: ORIGIN, header: (name) => headers[name] });
+    const auth = { authorization: `Bearer ${token}` };
+    // The full route fills the packument and token caches, as a first request would.
+    expect((await registry.fetch(new Request(`${ORIGIN}/@acme%2fwidget`, { headers: auth }))).status).toBe(200);
+    expect(read("/@acme%2fwidget", auth)?.status).toBe(200);
+    expect(read("/@acme%2fwidget", {})).toBeUndefined();
+    expect((await registry.fetch(new Request(`${ORIGIN}/@acme%2fwidget`))).status).toBe(404);
+    expect(read("/plain", {})?.status).toBe(200);
+  });
+
   it("answers cached packument GETs exactly as the full route does", async () => {
     const { registry, token } = await setup();
     const variants: Array<{ path: string; headers: Record<string, string>; method?: string }> = [

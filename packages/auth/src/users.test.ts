@@ -43,7 +43,12 @@ describe("UserStore", () => {
     expect(await users.authenticate("alice", "correct horse")).toMatchObject({ ok: true, user: { name: "Alice" } });
     const wrong = await users.authenticate("alice", "wrong horse");
     const unknown = await users.authenticate("nobody", "correct horse");
-    expect(wrong).toEqual({ ok: false, code: "E_UNAUTHORIZED", reason: "incorrect user name or password" });
+    expect(wrong).toEqual({
+      ok: false,
+      code: "E_UNAUTHORIZED",
+      wrongCredentials: true,
+      reason: "incorrect user name or password",
+    });
     expect(unknown).toEqual(wrong);
   });
 

@@ -74,7 +74,14 @@ export interface PublicProfile {
 
 export type AuthenticateResult =
   | { ok: true; user: UserProfile }
-  | { ok: false; code: "E_UNAUTHORIZED"; reason: string; passwordExpired?: boolean };
+  | {
+      ok: false;
+      code: "E_UNAUTHORIZED";
+      reason: string;
+      /** Unknown user or wrong password (as opposed to a right password on an account that may not sign in). */
+      wrongCredentials?: true;
+      passwordExpired?: boolean;
+    };
 
 export type SecondFactorResult = { ok: true; method: "totp" | "recovery" } | { ok: false; reason: string };
 
@@ -229,7 +236,9 @@ export class UserStore {
     const user = await this.get(name);
     dummyHash ??= hashPassword(randomBytes(16).toString("hex"));
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash));
-    if (!user || !ok) return { ok: false, code: "E_UNAUTHORIZED", reason: "incorrect user name or password" };
+    if (!user || !ok) {
+      return { ok: false, code: "E_UNAUTHORIZED", wrongCredentials: true, reason: "incorrect user name or password" };
+    }
     if (user.disabled) {
       return {
         ok: false,

@@ -84,6 +84,26 @@ describe("parseConfig", () => {
     expect(parseConfig({ storage }).storage).toEqual(storage);
   });
 
+  it("keeps the roles, teams and packages sections as the access policy", () => {
+    const config = parseConfig({
+      roles: { release: ["acme:devs"] },
+      teams: { "acme:devs": ["alice"] },
+      packages: { "@acme/*": { access: "$authenticated", publish: ["release"] } },
+    });
+    expect(config.access).toEqual({
+      roles: { release: ["acme:devs"] },
+      teams: { "acme:devs": ["alice"] },
+      packages: { "@acme/*": { access: ["$authenticated"], publish: ["release"] } },
+    });
+    expect(parseConfig({}).access).toBeUndefined();
+  });
+
+  it("refuses a package rule naming an undefined team, with its path", () => {
+    const issues = issuesOf({ packages: { "@acme/*": { publish: ["acme:nobody"] } } });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.message).toMatch(/packages\.@acme\/\*\.publish/);
+  });
+
   it("accepts $schema for editors", () => {
     expect(parseConfig({ $schema: "./fw.config.schema.json" }).listen.port).toBe(4873);
   });
@@ -96,11 +116,13 @@ describe("parseConfig", () => {
       [
         {
           path: "port",
-          message: "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log",
+          message:
+            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages",
         },
         {
           path: "hots",
-          message: "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log",
+          message:
+            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages",
         },
       ],
     ],

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { isAuthError, parsePolicy } from "@fw/auth";
 import bytes from "bytes";
 import type { z } from "zod";
 import { ConfigError } from "./errors.js";
@@ -81,9 +82,25 @@ function normalise(input: FwConfigInput, baseDir: string): FwConfig {
     listen: { host: host.replace(/^\[(.*)\]$/, "$1"), port: input.listen?.port ?? DEFAULTS.port },
     ...(input.publicUrl === undefined ? {} : { publicUrl: withoutTrailingSlash(input.publicUrl) }),
     storage: normaliseStorage(input.storage, baseDir),
-    auth: { signup: input.auth?.signup ?? DEFAULTS.signup },
+    auth: {
+      signup: input.auth?.signup ?? DEFAULTS.signup,
+      ...(input.auth?.loginBackoff && { loginBackoff: { ...input.auth.loginBackoff } }),
+      ...(input.auth?.rateLimit && {
+        rateLimit: {
+          burst: input.auth.rateLimit.burst ?? DEFAULTS.authRateLimit.burst,
+          perSecond: input.auth.rateLimit.perSecond ?? DEFAULTS.authRateLimit.perSecond,
+        },
+      }),
+    },
     limits: { maxBodySize: toBytes(input.limits?.maxBodySize ?? DEFAULTS.maxBodySize) },
     log: { level: input.log?.level ?? DEFAULTS.logLevel, format: input.log?.format ?? DEFAULTS.logFormat },
+    ...((input.roles ?? input.teams ?? input.packages) !== undefined && {
+      access: {
+        ...(input.roles !== undefined && { roles: input.roles }),
+        ...(input.teams !== undefined && { teams: input.teams }),
+        ...(input.packages !== undefined && { packages: input.packages }),
+      },
+    }),
   };
 }
 
@@ -92,6 +109,15 @@ function crossCheck(config: FwConfig): ConfigIssue[] {
   const size = config.limits.maxBodySize;
   if (!Number.isSafeInteger(size) || size < 1) {
     issues.push({ path: "limits.maxBodySize", message: "expected a size of at least 1 byte and below 8 PB" });
+  }
+  if (config.access) {
+    try {
+      parsePolicy(config.access);
+    } catch (error) {
+      // @fw/auth names each dotted path in its message ("packages.@acme/*.publish.0: …").
+      if (!isAuthError(error)) throw error;
+      issues.push({ path: "", message: error.message });
+    }
   }
   const { storage } = config;
   if (storage.driver === "s3" && storage.region === "auto" && storage.endpoint === undefined) {

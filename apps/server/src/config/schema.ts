@@ -1,3 +1,4 @@
+import { policyConfigSchema } from "@fw/auth";
 import { validatePrefix } from "@fw/storage-r2";
 import { z } from "zod";
 
@@ -12,6 +13,8 @@ export const DEFAULTS = {
   maxBodySize: "300mb",
   logLevel: "info",
   logFormat: "pretty",
+  /** Per client address on login and token endpoints: a burst, then this many a second. */
+  authRateLimit: { burst: 100, perSecond: 2 },
 } as const;
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
@@ -135,11 +138,37 @@ const storage = z.discriminatedUnion("driver", [fsStorage, s3Storage], {
     issue.code === "invalid_union" ? 'expected "fs" or "s3"' : 'expected an object with "driver": "fs" or "s3"',
 });
 
+function count(what: string, min: number) {
+  const message = `expected ${what} (an integer of at least ${min})`;
+  return z.int({ error: message }).min(min, { error: message });
+}
+
+const loginBackoff = strictObject({
+  freeAttemptsPerUser: count("failed logins per account before delays start", 1).meta({ default: 5 }),
+  freeAttemptsPerIp: count("failed logins per client address before delays start", 1).meta({ default: 20 }),
+  baseDelayMs: count("the first delay in ms, doubled after each further failure", 1).meta({ default: 1000 }),
+  maxDelayMs: count("the longest delay in ms", 1).meta({ default: 900_000 }),
+})
+  .partial()
+  .meta({ description: "Back-off after failed password logins (couch, web and basic auth), per account and address." });
+
+const rateLimit = strictObject({
+  burst: count("requests allowed at once", 1).meta({ default: DEFAULTS.authRateLimit.burst }),
+  perSecond: z
+    .number({ error: "expected a number of requests a second above 0" })
+    .positive({ error: "expected a number of requests a second above 0" })
+    .meta({ default: DEFAULTS.authRateLimit.perSecond }),
+})
+  .partial()
+  .meta({ description: "Requests per client address to login and token endpoints; more get 429 with Retry-After." });
+
 const auth = strictObject({
   signup: booleanValue.meta({
     description: "Let `npm adduser` create new users; turn off once your team has accounts.",
     default: DEFAULTS.signup,
   }),
+  loginBackoff,
+  rateLimit,
 }).partial();
 
 const sizeMessage = 'expected a number of bytes (at least 1) or a size such as "300mb" or "1.5gb"';
@@ -181,6 +210,9 @@ export const configFileSchema = strictObject({
   auth,
   limits,
   log,
+  roles: policyConfigSchema.shape.roles,
+  teams: policyConfigSchema.shape.teams,
+  packages: policyConfigSchema.shape.packages,
 })
   .partial()
   .meta({ title: "fw registry config" });

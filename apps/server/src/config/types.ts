@@ -1,3 +1,5 @@
+import type { PolicyConfig } from "@fw/auth";
+
 /** Log levels, quietest last; `silent` turns logging off. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 export type LogFormat = "pretty" | "json";
@@ -32,9 +34,25 @@ export interface FwConfig {
   /** Absolute http(s) URL clients reach the registry at, without a trailing slash or query. */
   publicUrl?: string;
   storage: StorageConfig;
-  auth: { signup: boolean };
+  auth: {
+    signup: boolean;
+    /** Login back-off settings; absent ones take @fw/auth's `LoginBackoff` defaults. */
+    loginBackoff?: {
+      freeAttemptsPerUser?: number;
+      freeAttemptsPerIp?: number;
+      baseDelayMs?: number;
+      maxDelayMs?: number;
+    };
+    /** Flood limit on auth endpoints; absent: `DEFAULTS.authRateLimit`. */
+    rateLimit?: { burst: number; perSecond: number };
+  };
   limits: { maxBodySize: number };
   log: { level: LogLevel; format: LogFormat };
+  /**
+   * The `roles`, `teams` and `packages` sections, as validated; absent when none is set, which keeps
+   * the defaults (everyone reads, signed-in users publish new packages, maintainers manage theirs).
+   */
+  access?: PolicyConfig;
 }
 
 /** One problem found in a config: the dotted path of the value ("" for the whole config) and what was expected. */

@@ -1,3 +1,4 @@
+import { isAuthError } from "@fw/auth";
 import { StorageError } from "@fw/storage-r2";
 
 /** Domain error codes. Services throw these; only this module knows HTTP statuses. */
@@ -66,6 +67,12 @@ export function errorResponse(error: unknown, logger: ErrorLogger, requestId?: s
     status = STATUS[error.code];
     message = error.message;
     headers = error.headers ?? {};
+  } else if (isAuthError(error)) {
+    // @fw/auth's codes are a subset of ours, so its errors go out as they are.
+    status = STATUS[error.code];
+    message = error.message;
+    if (error.retryAfterMs !== undefined)
+      headers["retry-after"] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
   } else if (error instanceof StorageError) {
     switch (error.code) {
       case "E_PRECONDITION":

@@ -1,6 +1,17 @@
 import type { Hono } from "hono";
 import semver from "semver";
-import { type AppContext, type AppEnv, baseUrl, identity, json, type Services } from "../context.js";
+import {
+  type AppContext,
+  type AppEnv,
+  authorizeRead,
+  authorizeWrite,
+  baseUrl,
+  identity,
+  json,
+  readDecision,
+  record,
+  type Services,
+} from "../context.js";
 import { readJsonBody } from "../http/body.js";
 import { RegistryError } from "../http/errors.js";
 import { baseName, parsePackagePath } from "../npm/names.js";
@@ -70,6 +81,7 @@ function buildView(abbreviated: boolean, base: string) {
 const isMissing = (rendered: Rendered | null) => !rendered || rendered.json.byteLength === 4;
 
 async function packument(c: AppContext, services: Services, name: string): Promise<Response> {
+  authorizeRead(c, services, name, `package "${name}" not found`);
   const base = baseUrl(c, services);
   if (c.req.query("write") === "true") {
     // Read-modify-write flows (deprecate, unpublish, owner) need the current revision, not a cached one.
@@ -124,10 +136,18 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
     if (!match) return undefined;
     const name = (match[1] as string).replace(/%2f/i, "/");
     const authorization = request.header("authorization");
+    let who: ReturnType<typeof services.users.cachedIdentity>;
     if (authorization) {
       if (!authorization.startsWith("Bearer ")) return undefined;
-      if (!services.users.cachedIdentity(authorization.slice(7).trim(), request.clientIp)) return undefined;
+      who = services.users.cachedIdentity(authorization.slice(7).trim(), request.clientIp);
+      if (!who) return undefined;
     }
+    // The same read authorisation as the full route, decided synchronously (the policy is pure);
+    // any refusal goes down the full route, which produces the error.
+    // Without rules or token limits the built-in default lets everyone read: skip the evaluation.
+    const limited =
+      services.policy.rules.length > 0 || (who?.token?.packages?.length ?? 0) + (who?.token?.scopes?.length ?? 0) > 0;
+    if (limited && !readDecision(services.policy, who, name).allowed) return undefined;
     const base = services.config.publicUrl ?? request.origin + services.basePath;
     const abbreviated = (request.header("accept") ?? "").includes(ABBREVIATED);
     const rendered = services.cache.renderFresh(
@@ -157,6 +177,7 @@ function resolveSpec(doc: Packument, spec: string): string | undefined {
 }
 
 async function tarball(c: AppContext, services: Services, name: string, filename: string): Promise<Response> {
+  authorizeRead(c, services, name, `tarball ${filename} not found`);
   const doc = await services.packages.read(name);
   const prefix = `${baseName(name)}-`;
   const version = filename.startsWith(prefix) ? filename.slice(prefix.length, -".tgz".length) : "";
@@ -183,12 +204,17 @@ async function tarball(c: AppContext, services: Services, name: string, filename
 export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
   const { packages } = services;
 
-  app.get("/-/package/:scope{@[^/]+}/:pkg/dist-tags", async (c) =>
-    json(await packages.tags(`${c.req.param("scope")}/${c.req.param("pkg")}`)),
+  const readTags = async (c: AppContext, name: string) => {
+    authorizeRead(c, services, name, `package "${name}" not found`);
+    return json(await packages.tags(name));
+  };
+  app.get("/-/package/:scope{@[^/]+}/:pkg/dist-tags", (c) =>
+    readTags(c, `${c.req.param("scope")}/${c.req.param("pkg")}`),
   );
-  app.get("/-/package/:name/dist-tags", async (c) =>
-    json(await packages.tags(decodeURIComponent(c.req.param("name")))),
-  );
+  app.get("/-/package/:name/dist-tags", (c) => readTags(c, decodeURIComponent(c.req.param("name"))));
+
+  /** The stored maintainers' names, for the ownership step of the policy. */
+  const maintainersOf = async (name: string) => ((await packages.read(name))?.maintainers ?? []).map((m) => m.name);
 
   const tagName = (c: AppContext) => {
     const scope = c.req.param("scope");
@@ -199,17 +225,22 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
     const setTag = async (c: AppContext) => {
       const name = tagName(c);
       parsePackagePath(`/${name}`);
-      return json(
-        await packages.setTag(identity(c), name, decodeURIComponent(c.req.param("tag") ?? ""), await readJsonBody(c)),
-        201,
-      );
+      await authorizeWrite(c, services, "publish", name, await maintainersOf(name));
+      const tag = decodeURIComponent(c.req.param("tag") ?? "");
+      const tags = await packages.setTag(identity(c), name, tag, await readJsonBody(c));
+      await record(c, services, { action: "dist-tag", package: name, details: { tag, set: tags[tag] ?? null } });
+      return json(tags, 201);
     };
     app.put(path, setTag);
     app.post(path, setTag);
     app.delete(path, async (c) => {
       const name = tagName(c);
       parsePackagePath(`/${name}`);
-      return json(await packages.removeTag(identity(c), name, decodeURIComponent(c.req.param("tag") ?? "")));
+      await authorizeWrite(c, services, "publish", name, await maintainersOf(name));
+      const tag = decodeURIComponent(c.req.param("tag") ?? "");
+      const tags = await packages.removeTag(identity(c), name, tag);
+      await record(c, services, { action: "dist-tag", package: name, details: { tag, set: null } });
+      return json(tags);
     });
   }
 
@@ -232,6 +263,7 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
       case "packument":
         return packument(c, services, name);
       case "version": {
+        authorizeRead(c, services, name, `version "${target.spec.slice(0, 60)}" of "${name}" not found`);
         const doc = await packages.read(name);
         const version = doc && resolveSpec(doc, target.spec);
         if (!doc || !version)
@@ -251,23 +283,45 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
     const { name, target } = parsed;
     if (target.kind !== "packument" && target.kind !== "revision") throw new RegistryError("E_NOT_FOUND", "not found");
     const body = await readJsonBody(c);
+    const stored = await packages.read(name);
+    const maintainers = (stored?.maintainers ?? []).map((m) => m.name);
     const hasAttachments =
       typeof body === "object" &&
       body !== null &&
       "_attachments" in body &&
       (body as { _attachments?: unknown })._attachments;
     if (hasAttachments && target.kind === "packument") {
+      await authorizeWrite(c, services, "publish", name, maintainers);
       const who = identity(c);
       const email = who ? (await services.users.getUser(who.name))?.email : undefined;
-      await packages.publish(who, name, body, email);
+      const published = await packages.publish(who, name, body, email);
+      const version = Object.keys((body as { versions?: object }).versions ?? {})[0];
+      await record(c, services, {
+        action: "publish",
+        package: name,
+        ...(version !== undefined && published.versions[version] && { version }),
+      });
       return json({ ok: true, id: name, success: true }, 201);
     }
+    // npm unpublish of one version PUTs the document without it (libnpmpublish's unpublish).
+    const versions = (body as { versions?: unknown } | null)?.versions;
+    const removes =
+      stored !== null &&
+      typeof versions === "object" &&
+      versions !== null &&
+      Object.keys(stored.versions).some((v) => !(v in versions));
+    await authorizeWrite(c, services, removes ? "unpublish" : "publish", name, maintainers);
     const doc = await packages.updateMetadata(
       identity(c),
       name,
       body,
       target.kind === "revision" ? target.rev : undefined,
     );
+    const before = maintainers.join(",");
+    const after = (doc?.maintainers ?? []).map((m) => m.name).join(",");
+    if (removes) await record(c, services, { action: "unpublish", package: name, details: { kind: "versions" } });
+    else if (doc && before !== after)
+      await record(c, services, { action: "owner", package: name, details: { before, after } });
     return json({ ok: true, id: name, rev: doc?._rev }, 201);
   });
 
@@ -275,8 +329,12 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
     const parsed = parsePackagePath(c.req.path.slice(services.basePath.length) || "/");
     if (!parsed) return next();
     const { name, target } = parsed;
+    if (target.kind === "revision" || target.kind === "tarball-revision") {
+      await authorizeWrite(c, services, "unpublish", name, await maintainersOf(name));
+    }
     if (target.kind === "revision") {
       await packages.unpublishPackage(identity(c), name, target.rev);
+      await record(c, services, { action: "unpublish", package: name, details: { kind: "package" } });
       return json({ ok: true });
     }
     if (target.kind === "tarball-revision") {

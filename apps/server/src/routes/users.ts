@@ -1,8 +1,10 @@
+import { assertUsername, type CreateTokenOptions, isAuthError, type TokenPermission } from "@fw/auth";
 import type { Hono } from "hono";
-import { type AppEnv, baseUrl, json, requireUser, type Services } from "../context.js";
+import { type AppEnv, baseUrl, json, record, requireUser, type Services } from "../context.js";
 import { readJsonBody } from "../http/body.js";
 import { RegistryError } from "../http/errors.js";
-import { assertUsername } from "../services/users.js";
+import { isReadOnly, type TokenRecord } from "../services/users.js";
+import { checkPassword, limitAuthRequests } from "./guard.js";
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -44,34 +46,82 @@ function html(body: string, status = 200): Response {
   });
 }
 
+function stringList(body: Record<string, unknown>, field: string): string[] | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+    throw new RegistryError("E_BAD_REQUEST", `${field} must be a list of strings`);
+  }
+  return value as string[];
+}
+
+function permission(body: Record<string, unknown>, field: string): TokenPermission | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (value !== "read-only" && value !== "read-write") {
+    throw new RegistryError("E_BAD_REQUEST", `${field} must be "read-only" or "read-write"`);
+  }
+  return value;
+}
+
 /**
- * What `npm token create` asks for. npm 11 sends granular-token fields: `name`, `expires` (days) and
- * `packages_and_scopes_permission` instead of the legacy `readonly` flag, which it no longer sends
- * even for `--read-only` (npm/cli lib/commands/token.js). Tokens here are not limited to packages,
- * scopes or orgs, so asking for such limits is refused rather than silently ignored.
+ * What `npm token create` asks for, mapped onto a granular token. npm 11 sends `name`, `description`,
+ * `expires` (days), `cidr_whitelist`, `packages`/`scopes`/`orgs` with `packages_and_scopes_permission` /
+ * `orgs_permission`, and no longer the legacy `readonly` flag even for `--read-only`
+ * (npm/cli lib/commands/token.js); older clients send `readonly` and `cidr_whitelist` only.
  */
-function tokenOptions(body: Record<string, unknown>): { name?: string; readonly: boolean; expiresInDays?: number } {
-  const { name, expires } = body;
+function tokenOptions(body: Record<string, unknown>): CreateTokenOptions {
+  const { name, description, expires } = body;
   if (name !== undefined && name !== null && (typeof name !== "string" || name.length > 100)) {
     throw new RegistryError("E_BAD_REQUEST", "token name must be a string of at most 100 characters");
+  }
+  if (
+    description !== undefined &&
+    description !== null &&
+    (typeof description !== "string" || description.length > 500)
+  ) {
+    throw new RegistryError("E_BAD_REQUEST", "token description must be a string of at most 500 characters");
   }
   if (expires !== undefined && expires !== null && !(Number.isInteger(expires) && (expires as number) > 0)) {
     throw new RegistryError("E_BAD_REQUEST", "expires must be a whole number of days");
   }
-  for (const field of ["packages", "scopes", "orgs", "orgs_permission"]) {
-    const value = body[field];
-    if (value !== undefined && value !== null && !(Array.isArray(value) && value.length === 0)) {
-      throw new RegistryError("E_BAD_REQUEST", `${field} is not supported: fw tokens act for the whole account`);
-    }
-  }
-  const permission = body.packages_and_scopes_permission;
-  if (permission !== undefined && permission !== null && permission !== "read-only" && permission !== "read-write") {
-    throw new RegistryError("E_BAD_REQUEST", 'packages_and_scopes_permission must be "read-only" or "read-write"');
-  }
+  const packagesAndScopesPermission = permission(body, "packages_and_scopes_permission");
+  const orgsPermission = permission(body, "orgs_permission");
+  const packages = stringList(body, "packages");
+  const scopes = stringList(body, "scopes");
+  const orgs = stringList(body, "orgs");
   return {
     ...(typeof name === "string" && name && { name }),
-    readonly: body.readonly === true || permission === "read-only",
+    ...(typeof description === "string" && description && { description }),
+    readonly: body.readonly === true || packagesAndScopesPermission === "read-only",
     ...(typeof expires === "number" && { expiresInDays: expires }),
+    cidr: body.cidr_whitelist,
+    ...(packages && { packages }),
+    ...(scopes && { scopes }),
+    ...(orgs && { orgs }),
+    ...(packagesAndScopesPermission && { packagesAndScopesPermission }),
+    ...(orgsPermission && { orgsPermission }),
+  };
+}
+
+/** The token as `npm token list` and `npm token create` print it: never the secret or its hash. */
+function tokenView(t: TokenRecord) {
+  return {
+    token: t.prefix,
+    key: t.key,
+    // npm token list prints "name <name>"; tokens from before names existed would print "undefined".
+    name: t.name ?? "(unnamed)",
+    ...(t.description && { description: t.description }),
+    ...(t.expires && { expires: t.expires }),
+    cidr_whitelist: t.cidr_whitelist.length > 0 ? t.cidr_whitelist : null,
+    readonly: isReadOnly(t),
+    ...(t.packages && { packages: t.packages }),
+    ...(t.scopes && { scopes: t.scopes }),
+    ...(t.orgs && { orgs: t.orgs }),
+    ...(t.packagesAndScopesPermission && { packages_and_scopes_permission: t.packagesAndScopesPermission }),
+    ...(t.orgsPermission && { orgs_permission: t.orgsPermission }),
+    created: t.created,
+    updated: t.created,
   };
 }
 
@@ -89,7 +139,8 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     if (body.name !== undefined && body.name !== name)
       throw new RegistryError("E_BAD_REQUEST", "the name in the body does not match the URL");
     assertUsername(name);
-    let user = await users.authenticate(name, body.password);
+    limitAuthRequests(c, services);
+    let user = await checkPassword(services, name, body.password, c.env?.clientIp);
     if (!user) {
       if (await users.getUser(name)) throw new RegistryError("E_UNAUTHORIZED", "incorrect user name or password");
       if (!config.auth.signup)
@@ -99,7 +150,8 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
         );
       user = await users.createUser(name, body.password, typeof body.email === "string" ? body.email : undefined);
     }
-    const { token } = await users.createToken(user.name, { name: "npm login" });
+    const { token, record: created } = await users.createToken(user.name, { name: "npm login" });
+    await record(c, services, { action: "login", actor: user.name, tokenKey: created.key, details: { via: "couch" } });
     return json({ ok: true, id: `org.couchdb.user:${user.name}`, rev: "1", token }, 201);
   });
 
@@ -121,6 +173,7 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
 
   // Web login, npm's default since npm 9: npm-profile's loginWeb.
   app.post("/-/v1/login", async (c) => {
+    limitAuthRequests(c, services);
     const { loginId, doneId } = await logins.start();
     const base = baseUrl(c, services);
     return json({ loginUrl: `${base}/-/web/login/${loginId}`, doneUrl: `${base}/-/v1/done/${doneId}` });
@@ -144,10 +197,22 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
         `<!doctype html><title>fw</title><p>This login link has expired. Run <code>npm login</code> again.</p>`,
         404,
       );
+    limitAuthRequests(c, services);
     const form = await c.req.parseBody();
     const name = typeof form.name === "string" ? form.name.trim() : "";
     const password = typeof form.password === "string" ? form.password : "";
-    let user = await users.authenticate(name, password);
+    let user: Awaited<ReturnType<typeof users.authenticate>>;
+    try {
+      user = await checkPassword(services, name, password, c.env?.clientIp);
+    } catch (error) {
+      if (error instanceof RegistryError) {
+        const status = error.code === "E_RATE_LIMITED" ? 429 : 401;
+        const page = html(loginPage(action, config.auth.signup, error.message), status);
+        for (const [header, value] of Object.entries(error.headers ?? {})) page.headers.set(header, value);
+        return page;
+      }
+      throw error;
+    }
     if (!user && form.create === "1" && config.auth.signup && !(await users.getUser(name))) {
       try {
         user = await users.createUser(
@@ -156,12 +221,14 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
           typeof form.email === "string" && form.email ? form.email : undefined,
         );
       } catch (error) {
-        if (error instanceof RegistryError) return html(loginPage(action, config.auth.signup, error.message), 400);
+        if (error instanceof RegistryError || isAuthError(error))
+          return html(loginPage(action, config.auth.signup, error.message), 400);
         throw error;
       }
     }
     if (!user) return html(loginPage(action, config.auth.signup, "Incorrect user name or password."), 401);
-    const { token } = await users.createToken(user.name, { name: "npm login (web)" });
+    const { token, record: created } = await users.createToken(user.name, { name: "npm login (web)" });
+    await record(c, services, { action: "login", actor: user.name, tokenKey: created.key, details: { via: "web" } });
     await logins.complete(id, token);
     return html(
       `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Logged in to fw</title></head><body><h1>Logged in as ${escapeHtml(user.name)}</h1><p>You can close this window and return to your terminal.</p></body></html>`,
@@ -218,17 +285,7 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
   app.get("/-/npm/v1/tokens", async (c) => {
     const who = requireUser(c);
     const tokens = await users.listTokens(who.name);
-    const objects = tokens.map((t) => ({
-      token: t.prefix,
-      key: t.key,
-      // npm token list prints "name <name>"; tokens from before names existed would print "undefined".
-      name: t.name ?? "(unnamed)",
-      ...(t.expires && { expires: t.expires }),
-      cidr_whitelist: t.cidr_whitelist.length > 0 ? t.cidr_whitelist : null,
-      readonly: t.readonly,
-      created: t.created,
-      updated: t.created,
-    }));
+    const objects = tokens.map(tokenView);
     return json({ objects, total: objects.length, urls: {} });
   });
 
@@ -237,32 +294,26 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     if (who.readonly) throw new RegistryError("E_FORBIDDEN", "a read-only token cannot create tokens");
     const body = await readJsonBody(c);
     if (!isObject(body)) throw new RegistryError("E_BAD_REQUEST", "expected a JSON object");
-    if (typeof body.password !== "string" || !(await users.authenticate(who.name, body.password))) {
+    limitAuthRequests(c, services);
+    if (
+      typeof body.password !== "string" ||
+      !(await checkPassword(services, who.name, body.password, c.env?.clientIp))
+    ) {
       throw new RegistryError("E_UNAUTHORIZED", "incorrect password");
     }
-    const { token, record } = await users.createToken(who.name, {
-      ...tokenOptions(body),
-      cidr_whitelist: body.cidr_whitelist,
+    const { token, record: created } = await users.createToken(who.name, tokenOptions(body));
+    await record(c, services, {
+      action: "token.create",
+      details: { createdKey: created.key, readonly: isReadOnly(created), name: created.name ?? null },
     });
-    return json(
-      {
-        token,
-        key: record.key,
-        name: record.name,
-        ...(record.expires && { expires: record.expires }),
-        cidr_whitelist: record.cidr_whitelist,
-        readonly: record.readonly,
-        created: record.created,
-        updated: record.created,
-      },
-      201,
-    );
+    return json({ ...tokenView(created), cidr_whitelist: created.cidr_whitelist, token, name: created.name }, 201);
   });
 
   app.delete("/-/npm/v1/tokens/token/:key", async (c) => {
     const who = requireUser(c);
     if (who.readonly) throw new RegistryError("E_FORBIDDEN", "a read-only token cannot revoke tokens");
-    await users.revokeToken(who.name, decodeURIComponent(c.req.param("key")));
+    const revoked = await users.revokeToken(who.name, decodeURIComponent(c.req.param("key")));
+    await record(c, services, { action: "token.revoke", details: { revokedKey: revoked.key } });
     return new Response(null, { status: 204 });
   });
 }

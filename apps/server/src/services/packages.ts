@@ -15,7 +15,7 @@ import { nextRev, type Packument, type Person, type VersionManifest } from "../n
 import { digest, integrityMatches, readTarballManifest } from "../npm/tarball.js";
 import type { PackumentCache } from "./cache.js";
 import type { SearchIndex } from "./search.js";
-import type { Identity } from "./users.js";
+import { assertTokenCovers, type Identity } from "./users.js";
 
 export const packumentKey = (name: string) => `packages/${name}/packument.json`;
 export const tarballKey = (name: string, filename: string) => `packages/${name}/-/${filename}`;
@@ -29,20 +29,22 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function requireWriter(identity: Identity | undefined): Identity {
+function requireWriter(identity: Identity | undefined, name: string): Identity {
   if (!identity)
     throw new RegistryError("E_UNAUTHORIZED", "you must be logged in to publish or change packages: run `npm login`");
   if (identity.readonly)
     throw new RegistryError("E_FORBIDDEN", "this token is read-only: it cannot publish or change packages");
+  assertTokenCovers(identity, name);
   return identity;
 }
 
-function isMaintainer(doc: Packument, user: string): boolean {
-  return doc.maintainers.some((m) => m.name === user);
+/** Admins (from the profile or the policy's roles) manage every package, as the route's policy check allowed. */
+function isMaintainer(doc: Packument, user: Identity): boolean {
+  return user.principal.admin || doc.maintainers.some((m) => m.name === user.name);
 }
 
 function requireMaintainer(doc: Packument, identity: Identity, action: string): void {
-  if (!isMaintainer(doc, identity.name)) {
+  if (!isMaintainer(doc, identity)) {
     throw new RegistryError("E_FORBIDDEN", `you are not a maintainer of "${doc.name}", so you cannot ${action}`);
   }
 }
@@ -122,7 +124,7 @@ export class PackagesService {
    * publisher as "name <email>" (and "<undefined>" without one). It comes from the account, never the body.
    */
   async publish(identity: Identity | undefined, name: string, body: unknown, email?: string): Promise<Packument> {
-    const user = requireWriter(identity);
+    const user = requireWriter(identity, name);
     const publisher: Person = { name: user.name, ...(email && { email }) };
     if (!isObject(body)) throw new RegistryError("E_BAD_REQUEST", "publish body must be a JSON object");
     if (body.name !== name || (body._id !== undefined && body._id !== name)) {
@@ -234,7 +236,7 @@ export class PackagesService {
 
   private checkPublishable(doc: Packument | null, user: Identity, version: string): void {
     if (!doc) return;
-    if (doc.maintainers.length > 0 && !isMaintainer(doc, user.name)) {
+    if (doc.maintainers.length > 0 && !isMaintainer(doc, user)) {
       throw new RegistryError("E_FORBIDDEN", `you are not a maintainer of "${doc.name}", so you cannot publish it`);
     }
     if (doc.versions[version]) {
@@ -323,7 +325,7 @@ export class PackagesService {
     body: unknown,
     pathRev?: string,
   ): Promise<Packument | null> {
-    const user = requireWriter(identity);
+    const user = requireWriter(identity, name);
     if (!isObject(body)) throw new RegistryError("E_BAD_REQUEST", "the document must be a JSON object");
     if (body.name !== undefined && body.name !== name) {
       throw new RegistryError("E_BAD_REQUEST", "the document's name does not match the URL");
@@ -465,7 +467,7 @@ export class PackagesService {
 
   /** `DELETE /<name>/-rev/<rev>`: the whole package. The name's history is kept so versions are never reused. */
   async unpublishPackage(identity: Identity | undefined, name: string, rev: string): Promise<void> {
-    const user = requireWriter(identity);
+    const user = requireWriter(identity, name);
     let versions: string[] = [];
     await this.commit(name, (current) => {
       if (!current || Object.keys(current.versions).length === 0)
@@ -493,7 +495,7 @@ export class PackagesService {
 
   /** `DELETE /<name>/-/<file>/-rev/<rev>`: removes a tarball whose version is no longer published. */
   async deleteTarball(identity: Identity | undefined, name: string, filename: string): Promise<void> {
-    const user = requireWriter(identity);
+    const user = requireWriter(identity, name);
     const stored = (await this.cache.get(name))?.doc;
     if (!stored) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
     requireMaintainer(stored, user, "delete its tarballs");
@@ -521,7 +523,7 @@ export class PackagesService {
     tag: string,
     version: unknown,
   ): Promise<Record<string, string>> {
-    const user = requireWriter(identity);
+    const user = requireWriter(identity, name);
     assertTagName(tag);
     if (typeof version !== "string")
       throw new RegistryError("E_BAD_REQUEST", "the request body must be a JSON string: the version to tag");
@@ -542,7 +544,7 @@ export class PackagesService {
   }
 
   async removeTag(identity: Identity | undefined, name: string, tag: string): Promise<Record<string, string>> {
-    const user = requireWriter(identity);
+    const user = requireWriter(identity, name);
     if (tag === "latest")
       throw new RegistryError("E_BAD_REQUEST", 'the "latest" tag cannot be removed; move it instead');
     const doc = await this.commit(name, (current) => {

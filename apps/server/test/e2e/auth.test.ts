@@ -150,7 +150,9 @@ describe("npm logout", () => {
 
     const dead = await whoamiWith(token);
     expect(dead.status).toBe(401);
-    expect(await dead.json()).toEqual({ error: "this token is unknown or was revoked: log in again with `npm login`" });
+    expect(((await dead.json()) as { error: string }).error).toMatch(
+      /^this token \(fw_\S+…\) was revoked on \S+: log in again with `npm login` or create a new token$/,
+    );
   });
 });
 
@@ -190,10 +192,10 @@ describe("npm token", () => {
     const expires = /expires: (\S+)/.exec(expiring.stdout)?.[1] as string;
     expect(Date.parse(expires) - Date.now()).toBeGreaterThan(29 * 86_400_000);
 
-    // fw tokens act for the whole account: a narrower token is refused rather than silently widened.
+    // npm 11's granular fields make a token limited to some packages (checked in access.test.ts).
     const narrow = await sandbox.npm(["token", "create", "--password=token password 1", "--packages=ro-pkg"]);
-    expect(narrow.code).not.toBe(0);
-    expect(narrow.output).toContain("packages is not supported: fw tokens act for the whole account");
+    expect(narrow.code, narrow.output).toBe(0);
+    expect(narrow.stdout).toMatch(/Created token fw_\S+/);
 
     const wrong = await sandbox.npm(["token", "create", "--password=not my password"]);
     expect(wrong.code).not.toBe(0);
@@ -201,10 +203,10 @@ describe("npm token", () => {
   });
 
   it("a read-only token installs but cannot publish", async () => {
-    await using owner = await userSandbox(registry.url, "reader");
+    await using owner = await userSandbox(registry.url, "ro-user");
     const dir = await writePackage(await owner.dir("ro-pkg"), { name: "ro-pkg", version: "1.0.0" });
     expect((await owner.npm(["publish"], dir)).code).toBe(0);
-    await owner.setToken(await loginToken("reader", "correct horse battery"));
+    await owner.setToken(await loginToken("ro-user", "correct horse battery"));
 
     const create = await owner.npm([
       "token",
@@ -218,7 +220,7 @@ describe("npm token", () => {
 
     await using ci = await Sandbox.create(registry.url);
     await ci.setToken(readonly);
-    expect((await ci.npm(["whoami"])).stdout.trim()).toBe("reader");
+    expect((await ci.npm(["whoami"])).stdout.trim()).toBe("ro-user");
     const project = await ci.project("ro-install", { "ro-pkg": "1.0.0" });
     const install = await ci.npm(["install"], project);
     expect(install.code, install.output).toBe(0);

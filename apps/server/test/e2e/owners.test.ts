@@ -41,7 +41,9 @@ describe("npm owner", () => {
     const intruder = await publishAs(bob, "owned-pkg", "1.1.0");
     expect(intruder.code).not.toBe(0);
     expect(intruder.output).toContain("403 Forbidden");
-    expect(intruder.output).toContain('you are not a maintainer of "owned-pkg", so you cannot publish it');
+    expect(intruder.output).toContain(
+      "bob is not a maintainer of owned-pkg: ask one of alice to run `npm owner add bob owned-pkg`",
+    );
     expect(await versions("owned-pkg")).toEqual(["1.0.0"]);
 
     const notOwner = await bob.npm(["owner", "add", "bob", "owned-pkg"]);
@@ -65,7 +67,7 @@ describe("npm owner", () => {
 
     const revoked = await publishAs(bob, "owned-pkg", "1.2.0");
     expect(revoked.code).not.toBe(0);
-    expect(revoked.output).toContain('you are not a maintainer of "owned-pkg"');
+    expect(revoked.output).toContain("bob is not a maintainer of owned-pkg");
     expect(await versions("owned-pkg")).toEqual(["1.0.0", "1.1.0"]);
   });
 

@@ -302,7 +302,7 @@ describe("bad input", () => {
       await expectRefused(
         put("/proto-pkg", body, { authorization: "Bearer fw_not-a-real-token" }),
         401,
-        /unknown or was revoked/,
+        /not an fw registry token|unknown/,
       );
     }));
 });

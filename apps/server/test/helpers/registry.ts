@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { PolicyConfig } from "@fw/auth";
 import type { StorageDriver } from "@fw/storage-r2";
 import { fsDriver } from "@fw/storage-r2/fs";
 import { type RunningRegistry, startRegistry } from "../../src/adapters/node.js";
@@ -13,6 +14,10 @@ export interface TestRegistryOptions {
   maxBodySize?: number;
   signup?: boolean;
   basePath?: string;
+  /** The `roles`, `teams` and `packages` sections of the config. */
+  access?: PolicyConfig;
+  /** Login back-off and rate-limit settings. */
+  auth?: Omit<FwConfig["auth"], "signup">;
 }
 
 export interface TestRegistry extends AsyncDisposable {
@@ -25,13 +30,22 @@ export interface TestRegistry extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-export function testConfig(storagePath: string, options: { maxBodySize?: number; signup?: boolean } = {}): FwConfig {
+export function testConfig(
+  storagePath: string,
+  options: {
+    maxBodySize?: number;
+    signup?: boolean;
+    access?: PolicyConfig;
+    auth?: Omit<FwConfig["auth"], "signup">;
+  } = {},
+): FwConfig {
   return {
     listen: { host: "127.0.0.1", port: 0 },
     storage: { driver: "fs", path: storagePath },
-    auth: { signup: options.signup ?? true },
+    auth: { signup: options.signup ?? true, ...options.auth },
     limits: { maxBodySize: options.maxBodySize ?? 100 * 1024 * 1024 },
     log: { level: "warn", format: "json" },
+    ...(options.access && { access: options.access }),
   };
 }
 
