@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import { type AppEnv, json, requireUser, type Services } from "../context.js";
+import { type AppEnv, identity, json, readDecision, requireUser, type Services } from "../context.js";
 import { RegistryError } from "../http/errors.js";
 
 /** Small endpoints npm calls: ping, search, stars, audit. */
@@ -11,7 +11,8 @@ export function miscRoutes(app: Hono<AppEnv>, services: Services): void {
     if (text.length > 256) throw new RegistryError("E_BAD_REQUEST", "search text is longer than 256 characters");
     const size = Math.min(250, Math.max(1, Number.parseInt(c.req.query("size") ?? "20", 10) || 20));
     const from = Math.max(0, Number.parseInt(c.req.query("from") ?? "0", 10) || 0);
-    return json(services.search.search(text, size, from));
+    const who = identity(c);
+    return json(services.search.search(text, size, from, (name) => readDecision(services.policy, who, name).allowed));
   });
 
   // `npm stars [user]`: CouchDB view kept for compatibility.
@@ -23,7 +24,9 @@ export function miscRoutes(app: Hono<AppEnv>, services: Services): void {
       // a bare name is accepted too
     }
     if (!user) user = requireUser(c).name;
-    return json({ rows: services.search.starredBy(String(user)).map((name) => ({ value: name })) });
+    const who = identity(c);
+    const visible = (name: string) => readDecision(services.policy, who, name).allowed;
+    return json({ rows: services.search.starredBy(String(user), visible).map((name) => ({ value: name })) });
   });
 
   // Audit: no advisory source yet, so every audit is clean. npm sends these bodies gzipped.

@@ -71,15 +71,19 @@ export class SearchIndex {
     return this.docs.size;
   }
 
-  starredBy(user: string): string[] {
-    return [...this.docs.values()].filter((d) => d.stars.includes(user)).map((d) => d.name);
+  starredBy(user: string, visible: (name: string) => boolean = () => true): string[] {
+    return [...this.docs.values()].filter((d) => d.stars.includes(user) && visible(d.name)).map((d) => d.name);
   }
 
-  /** npm's `/-/v1/search` response body. */
-  search(text: string, size: number, from: number) {
+  /**
+   * npm's `/-/v1/search` response body. `visible` drops packages the caller may not read before
+   * paging, so neither the results nor `total` reveal private names.
+   */
+  search(text: string, size: number, from: number, visible: (name: string) => boolean = () => true) {
     const started = Date.now();
     const terms = text.trim();
-    const hits = terms ? this.index.search(terms) : [...this.docs.keys()].sort().map((id) => ({ id, score: 1 }));
+    const all = terms ? this.index.search(terms) : [...this.docs.keys()].sort().map((id) => ({ id, score: 1 }));
+    const hits = all.filter((hit) => visible(hit.id as string));
     const max = hits[0]?.score ?? 1;
     const objects = hits.slice(from, from + size).flatMap((hit) => {
       const doc = this.docs.get(hit.id as string);

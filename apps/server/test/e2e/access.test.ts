@@ -86,6 +86,19 @@ describe("package rules from the config", () => {
     expect(abbreviated.status).toBe(404);
   });
 
+  it("search shows private packages only to callers who may read them, totals included", async () => {
+    const search = async (who?: string) => {
+      const response = await call("GET", "/-/v1/search?text=web", who);
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { objects: Array<{ package: { name: string } }>; total: number };
+      return { names: body.objects.map((o) => o.package.name), total: body.total };
+    };
+    expect(await search("dev1")).toMatchObject({ names: expect.arrayContaining(["@acme/web"]) });
+    const anonymous = await search();
+    expect(anonymous.names).not.toContain("@acme/web");
+    expect(anonymous.total).toBe(anonymous.names.length);
+  });
+
   it("unpublish follows its own list: a maintainer outside it is refused, an admin who is no maintainer may", async () => {
     await refused(
       () => call("DELETE", "/@acme%2fweb/-rev/whatever", "dev1"),
