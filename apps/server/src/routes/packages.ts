@@ -71,14 +71,8 @@ function renderedParts(
 }
 
 function buildView(abbreviated: boolean, base: string) {
-  return (doc: Packument) => {
-    if (Object.keys(doc.versions).length === 0) return null;
-    return abbreviated ? abbreviatedDocument(doc, base) : fullDocument(doc, base);
-  };
+  return (doc: Packument) => (abbreviated ? abbreviatedDocument(doc, base) : fullDocument(doc, base));
 }
-
-/** `null` is what an unpublished package renders to: it answers 404 like a missing one. */
-const isMissing = (rendered: Rendered | null) => !rendered || rendered.json.byteLength === 4;
 
 async function packument(c: AppContext, services: Services, name: string): Promise<Response> {
   authorizeRead(c, services, name, `package "${name}" not found`);
@@ -96,7 +90,7 @@ async function packument(c: AppContext, services: Services, name: string): Promi
     `${abbreviated ? "a" : "f"}|${base}`,
     buildView(abbreviated, base),
   );
-  if (!rendered || isMissing(rendered)) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
+  if (!rendered) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
   const parts = renderedParts(services, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
     method: c.req.method,
     ifNoneMatch: c.req.header("if-none-match"),
@@ -155,7 +149,7 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
       `${abbreviated ? "a" : "f"}|${base}`,
       buildView(abbreviated, base),
     );
-    if (!rendered || isMissing(rendered)) return undefined;
+    if (!rendered) return undefined;
     return renderedParts(services, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
       method: request.method,
       ifNoneMatch: request.header("if-none-match"),

@@ -80,7 +80,8 @@ export class PackumentCache {
     variant: string,
     build: (doc: Packument) => unknown,
   ): Rendered | null {
-    if (!entry.doc || !entry.etag) return null;
+    // An unpublished package keeps its document (versions are never reused) but reads as missing.
+    if (!entry.doc || !entry.etag || !hasVersions(entry.doc)) return null;
     let rendered = entry.rendered.get(variant);
     if (!rendered) {
       const json = encoder.encode(JSON.stringify(build(entry.doc)));
@@ -170,4 +171,9 @@ function hashVariant(variant: string): string {
   let hash = 2166136261;
   for (let i = 0; i < variant.length; i++) hash = Math.imul(hash ^ variant.charCodeAt(i), 16777619);
   return (hash >>> 0).toString(36);
+}
+
+function hasVersions(doc: Packument): boolean {
+  for (const _ in doc.versions) return true;
+  return false;
 }
