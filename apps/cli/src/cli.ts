@@ -1,18 +1,9 @@
 import { readFileSync } from "node:fs";
 import type { ConfigOverrides } from "@fw/server";
 import { type CAC, type Command, cac } from "cac";
-
-/** Parsed flags as cac hands them over: strings, numbers (mri turns "0" into 0), booleans or arrays. */
-type Flags = Record<string, unknown>;
-
-function last(value: unknown): unknown {
-  return Array.isArray(value) ? value.at(-1) : value;
-}
-
-function text(value: unknown): string | undefined {
-  const one = last(value);
-  return typeof one === "string" || typeof one === "number" ? String(one) : undefined;
-}
+import { registerSecretsCommands } from "./commands/secrets/register.js";
+import { registerVersionCommands } from "./commands/version/register.js";
+import { CONFIG_FLAG, type Flags, last, text } from "./flags.js";
 
 function overrideFlags(command: Command): Command {
   return command
@@ -40,8 +31,6 @@ function storeFlags(flags: Flags): { config?: string; json: boolean } {
   const config = text(flags.config);
   return { ...(config !== undefined && { config }), json: flags.json === true };
 }
-
-const CONFIG_FLAG = ["--config <file>", "Config file (default: FW_CONFIG, else ./fw.config.json5)"] as const;
 
 function createCli(): CAC {
   const cli = cac("fw");
@@ -259,6 +248,8 @@ function createCli(): CAC {
       });
     });
 
+  registerVersionCommands(cli);
+  registerSecretsCommands(cli);
   return cli;
 }
 

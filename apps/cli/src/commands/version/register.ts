@@ -1,0 +1,4 @@
+import type { CAC } from "cac";
+
+/** Adds the `fw version …` commands. */
+export function registerVersionCommands(_cli: CAC): void {}

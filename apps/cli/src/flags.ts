@@ -1,0 +1,15 @@
+/** Parsed flags as cac hands them over: strings, numbers (mri turns "0" into 0), booleans or arrays. */
+export type Flags = Record<string, unknown>;
+
+/** The last of a repeated flag (`--port 1 --port 2` is 2). */
+export function last(value: unknown): unknown {
+  return Array.isArray(value) ? value.at(-1) : value;
+}
+
+/** A flag's value as text, or undefined when it was not given (or given without a value). */
+export function text(value: unknown): string | undefined {
+  const one = last(value);
+  return typeof one === "string" || typeof one === "number" ? String(one) : undefined;
+}
+
+export const CONFIG_FLAG = ["--config <file>", "Config file (default: FW_CONFIG, else ./fw.config.json5)"] as const;
