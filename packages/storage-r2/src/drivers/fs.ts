@@ -1,8 +1,23 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from "node:fs/promises";
+import {
+  closeSync,
+  createReadStream,
+  fstatSync,
+  fsync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { type FileHandle, mkdir, open, readdir, rm, stat } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
+import { promisify } from "node:util";
 import lockfile from "proper-lockfile";
 import { bytesOf, checkListLimit, checkPutOptions, isStream, normalizeEtag, resolveRange } from "../body.js";
 import { checkAborted, StorageError } from "../errors.js";
@@ -22,6 +37,11 @@ import type {
 } from "../types.js";
 
 const NAME = "fs";
+
+const fsyncFd = promisify(fsync);
+
+/** Byte bodies up to this size are written with synchronous calls (see `fsDriver`); larger ones and streams asynchronously. */
+const SYNC_WRITE_MAX = 1024 * 1024;
 
 export interface FsDriverOptions {
   /** Folder that holds the objects; created when missing. Each key is a plain file below it. */
@@ -103,6 +123,10 @@ function wrap(error: unknown, action: string, key?: string): StorageError {
  *   inode, size and mtime; they are stable across restarts and equal S3's single-part ETags.
  * - A key cannot be both an object and a "folder" of other keys (`a` and `a/b`): the second write
  *   fails with E_INVALID_KEY. Object stores allow it; fw's own layouts never need it.
+ * - Small metadata calls (stat, mkdir, rename, sidecars, the lock directory, bodies up to 1 MiB) are
+ *   synchronous: on a local disk each takes a few microseconds, while an asynchronous call costs a
+ *   thread-pool round trip of ~50 µs (measured here), and a write makes about twenty of them. fsync,
+ *   streams, large bodies and waiting for another process's lock stay asynchronous.
  */
 export function fsDriver(options: FsDriverOptions): StorageDriver {
   const root = resolve(options.root);
@@ -144,48 +168,89 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
     return join(lockDir, `${createHash("sha256").update(key).digest("hex")}.lock`);
   }
 
+  /**
+   * Sidecars this process read or wrote, newest last. An entry is only used when it matches the data
+   * file's inode, size and mtime, so another process's writes are never hidden by it.
+   */
+  const sidecarCache = new Map<string, SidecarFile>();
+  const SIDECAR_CACHE_SIZE = 10_000;
+
+  function rememberSidecar(key: string, file: SidecarFile): void {
+    sidecarCache.delete(key);
+    sidecarCache.set(key, file);
+    if (sidecarCache.size > SIDECAR_CACHE_SIZE) sidecarCache.delete(sidecarCache.keys().next().value as string);
+  }
+
   async function readSidecar(key: string): Promise<SidecarFile | undefined> {
     try {
-      return JSON.parse(await readFile(sidecarPath(key), "utf8")) as SidecarFile;
+      const file = JSON.parse(readFileSync(sidecarPath(key), "utf8")) as SidecarFile;
+      rememberSidecar(key, file);
+      return file;
     } catch (error) {
       if (errno(error) === "ENOENT" || errno(error) === "ENOTDIR" || error instanceof SyntaxError) return undefined;
       throw error;
     }
   }
 
-  /** Opens a data file for reading, or `null` when the key holds no object. */
-  async function openData(key: string): Promise<FileHandle | null> {
+  type FileStats = Stats & { ino: bigint; size: bigint; mtimeNs: bigint };
+
+  /** The sidecar entry describing this exact file, from memory when it can be trusted, else from disk. */
+  async function sidecarFor(key: string, stats: FileStats): Promise<Sidecar | undefined> {
+    const remembered = sidecarCache.get(key);
+    const pick = (file: SidecarFile | undefined) => [file?.current, file?.previous].find((s) => matches(s, stats));
+    return pick(remembered) ?? pick(await readSidecar(key));
+  }
+
+  /** Opens a data file for reading with its stats, or `null` when the key holds no object. */
+  async function openData(key: string): Promise<{ handle: FileHandle; stats: FileStats } | null> {
+    let handle: FileHandle | undefined;
     try {
-      const handle = await open(dataPath(key), "r");
-      const stats = await handle.stat();
+      handle = await open(dataPath(key), "r");
+      const stats = (await handle.stat({ bigint: true })) as unknown as FileStats;
       if (!stats.isFile()) {
         await handle.close();
         return null;
       }
-      return handle;
+      return { handle, stats };
     } catch (error) {
+      await handle?.close().catch(() => {});
       const code = errno(error);
       if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return null;
       throw error;
     }
   }
 
-  /** Metadata of the open file; computes and remembers the MD5 when no sidecar matches (files put there by hand). */
-  async function describe(key: string, handle: FileHandle): Promise<ObjectInfo> {
-    const stats = (await handle.stat({ bigint: true })) as unknown as Stats & {
-      ino: bigint;
-      size: bigint;
-      mtimeNs: bigint;
-    };
-    const sidecars = await readSidecar(key);
-    const sidecar = [sidecars?.current, sidecars?.previous].find((s) => matches(s, stats));
+  /** The data file's stats without opening it, or `null` when the key holds no object. */
+  async function statData(key: string): Promise<FileStats | null> {
+    try {
+      const stats = statSync(dataPath(key), { bigint: true, throwIfNoEntry: false }) as unknown as
+        | FileStats
+        | undefined;
+      return stats?.isFile() ? stats : null;
+    } catch (error) {
+      const code = errno(error);
+      if (code === "ENOENT" || code === "ENOTDIR") return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Metadata of a data file, plus the sidecar entry that matched it (a writer keeps it as `previous`).
+   * Without a matching sidecar (a file put there by hand) the MD5 is computed from the content.
+   */
+  async function inspect(
+    key: string,
+    stats: FileStats,
+    content: () => AsyncIterable<Uint8Array>,
+  ): Promise<{ info: ObjectInfo; sidecar?: Sidecar }> {
+    const sidecar = await sidecarFor(key, stats);
     let etag = sidecar?.etag;
     if (etag === undefined) {
       const hash = createHash("md5");
-      for await (const chunk of handle.createReadStream({ start: 0, autoClose: false })) hash.update(chunk as Buffer);
+      for await (const chunk of content()) hash.update(chunk);
       etag = hash.digest("hex");
     }
-    return {
+    const info: ObjectInfo = {
       key,
       etag,
       size: Number(stats.size),
@@ -193,6 +258,12 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
       ...(sidecar?.contentType !== undefined && { contentType: sidecar.contentType }),
       ...(sidecar?.cacheControl !== undefined && { cacheControl: sidecar.cacheControl }),
     };
+    return sidecar ? { info, sidecar } : { info };
+  }
+
+  /** `inspect` for a file this call has open. */
+  function describe(key: string, handle: FileHandle, stats: FileStats): Promise<ObjectInfo> {
+    return inspect(key, stats, () => handle.createReadStream({ start: 0, autoClose: false })).then((r) => r.info);
   }
 
   /** Writers of one key in this process queue here, so only other processes contend for the lock file. */
@@ -216,16 +287,26 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
     let compromised: Error | undefined;
     const path = lockPath(key);
     // proper-lockfile tracks its locks by the first argument, so it must be unique per key.
-    const release = await lockfile.lock(path, {
+    const options = {
       lockfilePath: path,
       realpath: false,
       stale,
-      retries: { retries: 400, factor: 1.3, minTimeout: 1, maxTimeout: 50, randomize: true },
       // Another process judged our lock stale (we stalled for longer than `stale`): do not commit.
-      onCompromised: (error) => {
+      onCompromised: (error: Error) => {
         compromised = error;
       },
-    });
+    };
+    let release: () => unknown;
+    try {
+      // Uncontended (the usual case): one mkdir, no waiting.
+      release = lockfile.lockSync(path, options);
+    } catch (error) {
+      if (errno(error) !== "ELOCKED") throw error;
+      release = await lockfile.lock(path, {
+        ...options,
+        retries: { retries: 400, factor: 1.3, minTimeout: 1, maxTimeout: 50, randomize: true },
+      });
+    }
     try {
       const result = await work();
       if (compromised) {
@@ -237,24 +318,28 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
       }
       return result;
     } finally {
-      await release().catch(() => {});
+      try {
+        await release();
+      } catch {
+        // Already released or taken over as stale: nothing of ours to clean up.
+      }
     }
   }
 
   async function current(key: string): Promise<ObjectInfo | null> {
-    const handle = await openData(key);
-    if (!handle) return null;
-    try {
-      return await describe(key, handle);
-    } finally {
-      await handle.close();
-    }
+    return (await currentWithSidecar(key))?.info ?? null;
   }
 
-  async function ensureParent(path: string, key: string): Promise<void> {
+  async function currentWithSidecar(key: string): Promise<{ info: ObjectInfo; sidecar?: Sidecar } | null> {
+    const stats = await statData(key);
+    if (!stats) return null;
+    return inspect(key, stats, () => createReadStream(dataPath(key)));
+  }
+
+  function ensureParent(path: string, key: string): void {
     const parent = path.slice(0, path.lastIndexOf(sep));
     try {
-      await mkdir(parent, { recursive: true });
+      mkdirSync(parent, { recursive: true });
     } catch (error) {
       const code = errno(error);
       if (code === "EEXIST" || code === "ENOTDIR") {
@@ -270,17 +355,63 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
 
   async function syncDir(dir: string): Promise<void> {
     if (!durable) return;
-    const handle = await open(dir, "r");
+    const fd = openSync(dir, "r");
     try {
-      await handle.sync();
+      await fsyncFd(fd);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   }
 
-  /** Streams the body into a temp file, hashing as it goes; returns the temp path and what was written. */
+  function tempPath(): string {
+    return join(tmpDir, `${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`);
+  }
+
+  function checkDeclaredSize(key: string, size: number, options: PutOptions): void {
+    if (options.size !== undefined && size !== options.size) {
+      throw new StorageError(
+        "E_INVALID_ARGUMENT",
+        `body has ${size > options.size ? "more than" : ""} ${size} bytes, not the declared ${options.size}`,
+        { driver: NAME, key },
+      );
+    }
+  }
+
+  /** Writes the body to a temp file; returns the temp path and what was written. */
   async function writeTemp(key: string, body: PutBody, options: PutOptions) {
-    const tmp = join(tmpDir, `${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`);
+    if (!isStream(body)) {
+      const bytes = bytesOf(body);
+      if (bytes.byteLength <= SYNC_WRITE_MAX) return writeTempSync(key, bytes, options);
+    }
+    return streamTemp(key, body, options);
+  }
+
+  async function writeTempSync(key: string, bytes: Uint8Array, options: PutOptions) {
+    checkDeclaredSize(key, bytes.byteLength, options);
+    const tmp = tempPath();
+    const fd = openSync(tmp, "wx", 0o644);
+    try {
+      let offset = 0;
+      while (offset < bytes.byteLength) offset += writeSync(fd, bytes, offset, bytes.byteLength - offset);
+      if (durable) await fsyncFd(fd);
+      const stats = fstatSync(fd, { bigint: true });
+      closeSync(fd);
+      const etag = createHash("md5").update(bytes).digest("hex");
+      return { tmp, etag, size: bytes.byteLength, id: fileId(stats), mtimeMs: Number(stats.mtimeMs) };
+    } catch (error) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+      rmSync(tmp, { force: true });
+      throw error;
+    }
+  }
+
+  /** Streams the body into a temp file, hashing as it goes. */
+  async function streamTemp(key: string, body: PutBody, options: PutOptions) {
+    const tmp = tempPath();
     const handle = await open(tmp, "wx", 0o644);
     const hash = createHash("md5");
     let size = 0;
@@ -313,20 +444,11 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
       } else {
         await write(bytesOf(body));
       }
-      if (options.size !== undefined && size !== options.size) {
-        throw new StorageError(
-          "E_INVALID_ARGUMENT",
-          `body has ${size > options.size ? "more than" : ""} ${size} bytes, not the declared ${options.size}`,
-          {
-            driver: NAME,
-            key,
-          },
-        );
-      }
+      checkDeclaredSize(key, size, options);
       if (durable) await handle.sync();
       const stats = await handle.stat({ bigint: true });
       await handle.close();
-      return { tmp, etag: hash.digest("hex"), size, id: fileId(stats) };
+      return { tmp, etag: hash.digest("hex"), size, id: fileId(stats), mtimeMs: Number(stats.mtimeMs) };
     } catch (error) {
       await handle.close().catch(() => {});
       await rm(tmp, { force: true });
@@ -336,24 +458,34 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
 
   async function writeSidecar(key: string, file: SidecarFile): Promise<void> {
     const path = sidecarPath(key);
-    await mkdir(path.slice(0, path.lastIndexOf(sep)), { recursive: true });
     const tmp = join(tmpDir, `meta-${randomBytes(8).toString("hex")}`);
-    const handle = await open(tmp, "wx", 0o644);
+    const fd = openSync(tmp, "wx", 0o644);
     try {
-      await handle.writeFile(JSON.stringify(file));
-      if (durable) await handle.sync();
+      writeSync(fd, JSON.stringify(file));
+      if (durable) await fsyncFd(fd);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
-    await rename(tmp, path);
+    rememberSidecar(key, file);
+    try {
+      renameSync(tmp, path);
+    } catch (error) {
+      // The first sidecar in its hash folder: make the folder, then try once more.
+      if (errno(error) !== "ENOENT") {
+        rmSync(tmp, { force: true });
+        throw error;
+      }
+      mkdirSync(path.slice(0, path.lastIndexOf(sep)), { recursive: true });
+      renameSync(tmp, path);
+    }
   }
 
   /** Removes folders left empty by a delete, up to (not including) the root; racing writers recreate them. */
-  async function pruneEmpty(path: string, stop: string): Promise<void> {
+  function pruneEmpty(path: string, stop: string): void {
     let dir = path.slice(0, path.lastIndexOf(sep));
     while (dir.length > stop.length && dir.startsWith(stop + sep)) {
       try {
-        await rmdir(dir);
+        rmdirSync(dir);
       } catch {
         return;
       }
@@ -404,12 +536,23 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
       checkAborted(NAME, key, options.signal);
       await init();
       try {
-        const handle = await openData(key);
-        if (!handle) return null;
+        const opened = await openData(key);
+        if (!opened) return null;
+        const { handle, stats } = opened;
         try {
-          const info = await describe(key, handle);
-          const body = new Uint8Array(await handle.readFile({ signal: options.signal }));
-          return { ...info, size: body.byteLength, body };
+          const info = await describe(key, handle, stats);
+          // Objects are replaced by rename, never changed in place: the open file keeps the size it was opened with.
+          const size = Number(stats.size);
+          const body = new Uint8Array(size);
+          let offset = 0;
+          while (offset < size) {
+            checkAborted(NAME, key, options.signal);
+            const { bytesRead } = await handle.read(body, offset, size - offset, offset);
+            if (bytesRead === 0) break;
+            offset += bytesRead;
+          }
+          const bytes = offset === size ? body : body.subarray(0, offset);
+          return { ...info, size: bytes.byteLength, body: bytes };
         } finally {
           await handle.close();
         }
@@ -425,9 +568,10 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
       await init();
       let handle: FileHandle | null = null;
       try {
-        handle = await openData(key);
-        if (!handle) return null;
-        const info = await describe(key, handle);
+        const opened = await openData(key);
+        if (!opened) return null;
+        handle = opened.handle;
+        const info = await describe(key, handle, opened.stats);
         const range = options.range ? resolveRange(NAME, key, options.range, info.size) : undefined;
         const nodeStream = createReadStream("", {
           fd: handle,
@@ -454,10 +598,12 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
       try {
         // The body is written before taking the lock so a slow upload never blocks other writers.
         const written = await writeTemp(key, body, options);
+        let renamed = false;
         try {
           return await withLock(key, async () => {
             checkAborted(NAME, key, options.signal);
-            const existing = await current(key);
+            const found = await currentWithSidecar(key);
+            const existing = found?.info;
             if (options.ifNoneMatch === "*" && existing) {
               throw new StorageError("E_PRECONDITION", `"${key}" already exists`, {
                 driver: NAME,
@@ -472,32 +618,41 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
                 retryable: true,
               });
             }
-            const previous = (await readSidecar(key))?.current;
+            // The sidecar of the file being replaced stays as `previous` for readers racing the rename.
+            const previous = found?.sidecar;
             const sidecar: Sidecar = {
               ...written.id,
               etag: written.etag,
               ...(options.contentType !== undefined && { contentType: options.contentType }),
               ...(options.cacheControl !== undefined && { cacheControl: options.cacheControl }),
             };
-            await ensureParent(path, key);
             await writeSidecar(key, previous ? { current: sidecar, previous } : { current: sidecar });
             for (let attempt = 0; ; attempt++) {
               try {
-                await rename(written.tmp, path);
+                renameSync(written.tmp, path);
+                renamed = true;
                 break;
               } catch (error) {
-                // A concurrent delete of a sibling may have pruned the folder we just made.
-                if (errno(error) !== "ENOENT" || attempt > 3) throw error;
-                await ensureParent(path, key);
+                // A new folder (or one a concurrent delete of a sibling just pruned): make it and retry.
+                // ensureParent reports a key below an existing object.
+                const code = errno(error);
+                if ((code !== "ENOENT" && code !== "ENOTDIR") || attempt > 3) throw error;
+                ensureParent(path, key);
               }
             }
             await syncDir(path.slice(0, path.lastIndexOf(sep)));
-            const info = await current(key);
-            if (!info) throw new StorageError("E_INTERNAL", `"${key}" vanished after writing`, { driver: NAME, key });
-            return info;
+            // rename keeps the temp file's inode and mtime, so what it was written with describes it.
+            return {
+              key,
+              etag: written.etag,
+              size: written.size,
+              lastModified: new Date(written.mtimeMs),
+              ...(options.contentType !== undefined && { contentType: options.contentType }),
+              ...(options.cacheControl !== undefined && { cacheControl: options.cacheControl }),
+            };
           });
         } finally {
-          await rm(written.tmp, { force: true });
+          if (!renamed) rmSync(written.tmp, { force: true });
         }
       } catch (error) {
         if (options.signal?.aborted) checkAborted(NAME, key, options.signal);
@@ -530,16 +685,17 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
             }
           }
           try {
-            await unlink(path);
+            unlinkSync(path);
           } catch (error) {
             const code = errno(error);
             if (code === "ENOENT" || code === "ENOTDIR") return false;
             if (code === "EISDIR" || code === "EPERM") return false;
             throw error;
           }
-          await rm(sidecarPath(key), { force: true });
+          sidecarCache.delete(key);
+          rmSync(sidecarPath(key), { force: true });
           await syncDir(path.slice(0, path.lastIndexOf(sep))).catch(() => {});
-          await pruneEmpty(path, root);
+          pruneEmpty(path, root);
           return true;
         });
       } catch (error) {
