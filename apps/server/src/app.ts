@@ -10,6 +10,7 @@ import { checkPassword } from "./routes/guard.js";
 import { miscRoutes } from "./routes/misc.js";
 import { createFastRead, type FastReadRequest, packageRoutes, type ResponseParts } from "./routes/packages.js";
 import { userRoutes } from "./routes/users.js";
+import { BackgroundTasks } from "./services/background.js";
 import { PackumentCache } from "./services/cache.js";
 import { LoginService } from "./services/logins.js";
 import { PackagesService, packumentKey } from "./services/packages.js";
@@ -34,6 +35,8 @@ export interface Registry {
   fastRead(request: FastReadRequest): ResponseParts | undefined;
   /** Resolves once the search index is loaded from storage. */
   ready: Promise<void>;
+  /** Resolves once work left after responses (audit appends) is written; call before closing storage. */
+  idle(): Promise<void>;
   services: Services;
 }
 
@@ -80,6 +83,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     packages: new PackagesService(storage, cache, search),
     logins: new LoginService(storage),
     audit: new AuditLog(storage),
+    background: new BackgroundTasks(),
     backoff: new LoginBackoff(storage, config.auth.loginBackoff ?? {}),
     authLimiter: new RateLimiter({
       capacity: (config.auth.rateLimit ?? DEFAULTS.authRateLimit).burst,
@@ -120,6 +124,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     fetch: async (request, info) => app.fetch(request, info ?? {}),
     fastRead: createFastRead(services),
     ready,
+    idle: () => services.background.idle(),
     services,
   };
 }

@@ -13,6 +13,7 @@ import type { StorageDriver } from "@fw/storage-r2";
 import type { Context } from "hono";
 import type { FwConfig } from "./config/index.js";
 import { RegistryError } from "./http/errors.js";
+import type { BackgroundTasks } from "./services/background.js";
 import type { PackumentCache } from "./services/cache.js";
 import type { LoginService } from "./services/logins.js";
 import type { PackagesService } from "./services/packages.js";
@@ -46,12 +47,16 @@ export interface Services {
   authLimiter: RateLimiter;
   /** Path the registry is mounted under, without a trailing slash ("" at the root). */
   basePath: string;
+  /** Work finishing after the response (audit appends), awaited on shutdown. */
+  background: BackgroundTasks;
 }
 
 /** Per-request values the Node/Bun/Worker adapters pass along with the Request. */
 export interface RequestInfo {
   /** The client's address as the socket saw it (never from a header). */
   clientIp?: string;
+  /** Keeps the runtime alive for work after the response (a Worker's `ctx.waitUntil`). */
+  waitUntil?(task: Promise<unknown>): void;
 }
 
 export type AppEnv = {
@@ -151,21 +156,28 @@ export async function authorizeWrite(
 }
 
 /**
- * Appends an audit event with the caller and address filled in. A failing audit write is logged, not
- * answered: the action it records has already happened.
+ * Appends an audit event with the caller and address filled in, after the response: the action it
+ * records has already happened, so the caller does not wait for the write. A failing write is logged.
+ * Shutdown waits for pending appends (`Registry.idle`).
  */
-export async function record(c: AppContext, services: Services, event: AuditEventInput): Promise<void> {
+export function record(c: AppContext, services: Services, event: AuditEventInput): Promise<void> {
   const who = identity(c);
   const ip = c.env?.clientIp;
-  try {
-    await services.audit.append({
+  const task = services.audit
+    .append({
       ...(who && { actor: who.name }),
       ...(who?.tokenKey && { tokenKey: who.tokenKey }),
       ...(ip && { ip }),
       outcome: "success",
       ...event,
-    });
-  } catch (error) {
-    services.logger.error("could not append to the audit log", { err: String(error), action: event.action });
-  }
+    })
+    .then(
+      () => {},
+      (error: unknown) => {
+        services.logger.error("could not append to the audit log", { err: String(error), action: event.action });
+      },
+    );
+  services.background.track(task);
+  c.env?.waitUntil?.(task);
+  return Promise.resolve();
 }

@@ -287,8 +287,7 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
     if (hasAttachments && target.kind === "packument") {
       await authorizeWrite(c, services, "publish", name, maintainers);
       const who = identity(c);
-      const email = who ? (await services.users.getUser(who.name))?.email : undefined;
-      const published = await packages.publish(who, name, body, email);
+      const published = await packages.publish(who, name, body, who?.email);
       const version = Object.keys((body as { versions?: object }).versions ?? {})[0];
       await record(c, services, {
         action: "publish",

@@ -21,6 +21,8 @@ export type { TokenRecord };
 
 export interface Identity {
   name: string;
+  /** The account's email when it has one: npm shows publishers and maintainers as "name <email>". */
+  email?: string;
   readonly: boolean;
   /** The token's key when authenticated with a token; absent for passwords. */
   tokenKey?: string;
@@ -85,7 +87,12 @@ export class UsersService {
 
   /** The identity of a password (basic auth) session. */
   sessionIdentity(user: User): Identity {
-    return { name: user.name, readonly: false, principal: identityFor(this.policy, user) };
+    return {
+      name: user.name,
+      ...(user.email !== undefined && { email: user.email }),
+      readonly: false,
+      principal: identityFor(this.policy, user),
+    };
   }
 
   async changePassword(name: string, oldPassword: string, newPassword: string): Promise<void> {
@@ -130,8 +137,10 @@ export class UsersService {
     const decision = await this.tokens.verify(token, clientIp === undefined ? {} : { clientIp });
     if (!decision.ok) throw new RegistryError(decision.code, decision.reason);
     const { record } = decision;
+    const email = decision.user.email;
     const identity: Identity = {
       name: record.user,
+      ...(email !== undefined && { email }),
       readonly: isReadOnly(record),
       tokenKey: record.key,
       token: record,
