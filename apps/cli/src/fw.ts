@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 import { inspect } from "node:util";
+import { setFlagsFromString } from "node:v8";
 import { runCli } from "./cli.js";
 
 const argv = process.argv.slice(2);
+
+// A registry allocates large short-lived strings (packuments of megabytes); V8's default heap growth
+// then keeps 2–3× the live memory. Sizing for memory lowers peak RSS that much for a few percent of
+// throughput (bench/README.md). FW_V8_OPTIMIZE_FOR_SIZE=0 keeps V8's defaults.
+if (process.env.FW_V8_OPTIMIZE_FOR_SIZE !== "0" && !process.versions.bun) setFlagsFromString("--optimize-for-size");
 
 /**
  * The one place errors are printed and the exit code is set: `fw: <message>` on one line (or a JSON

@@ -3,18 +3,20 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { StorageDriver } from "@fw/storage-r2";
 import { fsDriver } from "@fw/storage-r2/fs";
-import { s3Driver } from "@fw/storage-r2/s3";
 import { getRequestListener } from "@hono/node-server";
 import pino from "pino";
-import pretty from "pino-pretty";
 import { createRegistry, type Registry } from "../app.js";
 import type { FwConfig } from "../config/index.js";
 import type { Logger } from "../context.js";
 
-/** The storage driver a config names. */
-export function storageFromConfig(config: FwConfig): StorageDriver {
+/**
+ * The storage driver a config names. The S3 driver (and the AWS SDK behind it, ~30 MB of memory) is
+ * loaded only when the config asks for it.
+ */
+export async function storageFromConfig(config: FwConfig): Promise<StorageDriver> {
   const storage = config.storage;
   if (storage.driver === "fs") return fsDriver({ root: storage.path });
+  const { s3Driver } = await import("@fw/storage-r2/s3");
   return s3Driver({
     bucket: storage.bucket,
     region: storage.region,
@@ -25,12 +27,12 @@ export function storageFromConfig(config: FwConfig): StorageDriver {
   });
 }
 
-/** A pino logger as the config asks (JSON lines or human-readable), on stderr. */
-export function createLogger(config: FwConfig): Logger {
+/** A pino logger as the config asks (JSON lines or human-readable, whose formatter loads only then), on stderr. */
+export async function createLogger(config: FwConfig): Promise<Logger> {
   const destination =
     config.log.format === "json"
       ? pino.destination(2)
-      : pretty({ destination: 2, colorize: process.stderr.isTTY, sync: true });
+      : (await import("pino-pretty")).default({ destination: 2, colorize: process.stderr.isTTY, sync: true });
   const base = pino({ level: config.log.level, base: undefined }, destination);
   const at = (level: "debug" | "info" | "warn" | "error") => (message: string, fields?: Record<string, unknown>) =>
     fields ? base[level](fields, message) : base[level](message);
@@ -81,8 +83,8 @@ export interface StartOptions {
 
 /** Starts the registry on `config.listen` (port 0 picks a free port) and resolves when it listens. */
 export async function startRegistry(config: FwConfig, options: StartOptions = {}): Promise<RunningRegistry> {
-  const logger = options.logger ?? createLogger(config);
-  const storage = options.storage ?? storageFromConfig(config);
+  const logger = options.logger ?? (await createLogger(config));
+  const storage = options.storage ?? (await storageFromConfig(config));
   const registry = createRegistry(config, { storage, logger, ...(options.basePath && { basePath: options.basePath }) });
   const server = createServer(createNodeListener(registry));
   server.keepAliveTimeout = 65_000;
@@ -103,7 +105,9 @@ export async function startRegistry(config: FwConfig, options: StartOptions = {}
     closing ??= new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
-    }).then(() => storage.dispose?.());
+    })
+      .then(() => registry.idle())
+      .then(() => storage.dispose?.());
     return closing;
   };
   if (options.handleSignals ?? true) {

@@ -20,8 +20,23 @@ import type { Rendered } from "../services/cache.js";
 
 const ABBREVIATED = "application/vnd.npm.install-v1+json";
 
-function preferredEncoding(header: string | undefined): "br" | "gzip" | undefined {
+type Encoding = "br" | "gzip" | undefined;
+
+/** Clients send a handful of distinct Accept-Encoding values: each is parsed once. */
+const encodingByHeader = new Map<string, Encoding>();
+
+function preferredEncoding(header: string | undefined): Encoding {
   if (!header) return undefined;
+  let encoding = encodingByHeader.get(header);
+  if (encoding === undefined && !encodingByHeader.has(header)) {
+    encoding = parseAcceptEncoding(header);
+    if (encodingByHeader.size >= 256) encodingByHeader.clear();
+    encodingByHeader.set(header, encoding);
+  }
+  return encoding;
+}
+
+function parseAcceptEncoding(header: string): Encoding {
   const accepted = new Map<string, number>();
   for (const part of header.split(",")) {
     const [token, ...params] = part.trim().toLowerCase().split(";");
@@ -64,7 +79,7 @@ function renderedParts(
   };
   if (etagMatches(request.ifNoneMatch, rendered.etag)) return { status: 304, headers, body: null };
   const encoding = preferredEncoding(request.acceptEncoding);
-  const body = encoding ? services.cache.compressed(name, rendered, encoding) : rendered.json;
+  const body = encoding ? services.cache.compressed(name, rendered, encoding) : services.cache.identity(rendered);
   if (encoding) headers["content-encoding"] = encoding;
   headers["content-length"] = String(body.byteLength);
   return { status: 200, headers, body: request.method === "HEAD" ? null : body };

@@ -1,15 +1,25 @@
-import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import { brotliCompressSync, constants, gunzipSync, gzipSync } from "node:zlib";
 import type { StorageDriver } from "@fw/storage-r2";
 import { LRUCache } from "lru-cache";
 import type { Packument } from "../npm/packument.js";
 
-/** One serialized form of a packument (full or abbreviated, for one base URL), compressed lazily once. */
+/**
+ * One serialized form of a packument (full or abbreviated, for one base URL), compressed lazily once.
+ * Large forms keep only their gzip bytes once those exist (see `LARGE_FORM`): `json` is then rebuilt
+ * on demand for the rare client that accepts no compression.
+ */
 export interface Rendered {
   etag: string;
-  json: Uint8Array;
+  json?: Uint8Array;
   gzip?: Uint8Array;
   br?: Uint8Array;
 }
+
+/**
+ * Above this size a form's uncompressed bytes are dropped once it is gzipped: a popular package's
+ * 20 MB document then costs ~2 MB per form in the cache instead of 22, so it stays cached.
+ */
+const LARGE_FORM = 256 * 1024;
 
 interface Entry {
   doc: Packument | null;
@@ -95,20 +105,33 @@ export class PackumentCache {
   compressed(name: string, rendered: Rendered, encoding: "gzip" | "br"): Uint8Array {
     const existing = rendered[encoding];
     if (existing) return existing;
+    const json = this.identity(rendered);
     const bytes =
       encoding === "gzip"
-        ? gzipSync(rendered.json, { level: 6 })
-        : brotliCompressSync(rendered.json, {
+        ? gzipSync(json, { level: 6 })
+        : brotliCompressSync(json, {
             params: {
               [constants.BROTLI_PARAM_QUALITY]: 5,
-              [constants.BROTLI_PARAM_SIZE_HINT]: rendered.json.byteLength,
+              [constants.BROTLI_PARAM_SIZE_HINT]: json.byteLength,
             },
           });
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     rendered[encoding] = view;
+    let delta = view.byteLength;
+    if (encoding === "gzip" && rendered.json && json.byteLength > LARGE_FORM) {
+      rendered.json = undefined;
+      delta -= json.byteLength;
+    }
     const entry = this.entries.peek(name);
-    if (entry) this.resize(name, entry, view.byteLength);
+    if (entry) this.resize(name, entry, delta);
     return view;
+  }
+
+  /** The uncompressed bytes of a form, rebuilt from its gzip when they were dropped. */
+  identity(rendered: Rendered): Uint8Array {
+    if (rendered.json) return rendered.json;
+    const bytes = gunzipSync(rendered.gzip as Uint8Array);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   /** Records a document this process just wrote (or deleted, with `null`); `bytes` is its stored size. */

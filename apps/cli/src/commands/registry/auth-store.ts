@@ -16,7 +16,7 @@ export interface AuthStores {
  */
 export async function openAuth(configFile: string | undefined): Promise<AuthStores> {
   const { config } = await loadConfig({ file: configFile, overrides: {} });
-  const storage = storageFromConfig(config);
+  const storage = await storageFromConfig(config);
   const users = new UserStore(storage);
   // No cache: every command answers from storage as it is now.
   const tokens = new TokenStore(storage, { users, cacheMs: 0 });
