@@ -10,3 +10,11 @@ export async function tempDir(
   const remove = () => rm(path, { recursive: true, force: true });
   return { path, remove, [Symbol.asyncDispose]: remove };
 }
+
+export {
+  type GithubActionsOptions,
+  type GitlabOptions,
+  type OidcIssuer,
+  type SignOptions,
+  startOidcIssuer,
+} from "./oidc-issuer.js";

@@ -16,7 +16,9 @@ export type AuthErrorCode =
   /** Already exists, or changed meanwhile. */
   | "E_CONFLICT"
   /** Too many attempts; `retryAfterMs` says when to come back. */
-  | "E_RATE_LIMITED";
+  | "E_RATE_LIMITED"
+  /** A service this depends on (an OIDC issuer's keys) could not be reached in time: retry later. */
+  | "E_UNAVAILABLE";
 
 export class AuthError extends Error {
   override readonly name = "AuthError";

@@ -1,6 +1,6 @@
 import { AuthError } from "./errors.js";
 import type { Policy } from "./policy.js";
-import type { TokenPermission, TokenRecord } from "./tokens.js";
+import type { TokenPermission, TokenRecord, TrustedPublisherOrigin } from "./tokens.js";
 import type { TfaMode } from "./totp.js";
 import type { UserProfile } from "./users.js";
 
@@ -15,6 +15,8 @@ export interface TokenGrant {
   scopes: readonly string[];
   environment?: string;
   bypass2fa: boolean;
+  /** Set when trusted publishing minted the token: it may only publish new versions of its package. */
+  trustedPublisher?: TrustedPublisherOrigin;
 }
 
 export interface AnonymousIdentity {
@@ -51,6 +53,7 @@ export function tokenGrant(record: TokenRecord): TokenGrant {
     scopes: record.scopes ?? [],
     ...(record.environment !== undefined && { environment: record.environment }),
     bypass2fa: record.bypass2fa === true,
+    ...(record.trustedPublisher && { trustedPublisher: record.trustedPublisher }),
   };
 }
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { AuthError } from "./errors.js";
 import type { Identity } from "./identity.js";
-import { tokenCoversPackage } from "./tokens.js";
+import { type TrustedPublisherOrigin, tokenCoversPackage } from "./tokens.js";
 
 export type Action = "access" | "publish" | "unpublish";
 export const ACTIONS: readonly Action[] = ["access", "publish", "unpublish"];
@@ -12,7 +12,8 @@ export const SPECIAL_PRINCIPALS = ["$all", "$anonymous", "$authenticated"] as co
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 const TEAM = /^[a-z0-9][a-z0-9._~-]*:[a-z0-9][a-z0-9._~-]*$/;
-const PATTERN = /^(@[a-z0-9*][a-z0-9._~*-]*\/)?[a-z0-9*][a-z0-9._~*-]*$|^\*\*$/;
+/** A package name or a pattern of them: `lodash`, `@acme/web`, `@acme/*`, `**`. */
+export const PACKAGE_PATTERN = /^(@[a-z0-9*][a-z0-9._~*-]*\/)?[a-z0-9*][a-z0-9._~*-]*$|^\*\*$/;
 const ENVIRONMENT = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 const MEMBER = /^([a-z0-9][a-z0-9._-]{0,63}|[a-z0-9][a-z0-9._~-]*:[a-z0-9][a-z0-9._~-]*)$/i;
 /** `$all`, `user:alice`, `role:publisher`, `team:acme:devs`, or bare `alice`, `publisher`, `acme:devs`. */
@@ -68,7 +69,9 @@ export const policyConfigSchema = z
       .meta({ description: "Team (org:team) → member user names." }),
     packages: z
       .record(
-        z.string().regex(PATTERN, { error: 'expected a package name or pattern such as "@acme/*", "*" or "**"' }),
+        z
+          .string()
+          .regex(PACKAGE_PATTERN, { error: 'expected a package name or pattern such as "@acme/*", "*" or "**"' }),
         packageRule,
       )
       .optional()
@@ -114,7 +117,8 @@ export const DEFAULT_RULE: CompiledRule = {
   matches: () => true,
 };
 
-function globRegExp(pattern: string): RegExp {
+/** `*` within a path segment, `**` across: the package patterns of rules and trusted publishers. */
+export function globRegExp(pattern: string): RegExp {
   let source = "";
   for (let i = 0; i < pattern.length; i++) {
     const char = pattern[i] as string;
@@ -246,6 +250,12 @@ export interface AuthorizeRequest {
    * `"valid"`, `"invalid"`, or absent when none was sent.
    */
   otp?: "valid" | "invalid";
+  /**
+   * For `publish`: the write adds versions (an `npm publish`), as opposed to changing owners, dist-tags or
+   * deprecations, which the server also authorises as `publish`. Tokens minted by trusted publishing may
+   * only do the former, so they are refused unless this is `true`.
+   */
+  newVersion?: boolean;
 }
 
 export type DenialCode = "E_UNAUTHORIZED" | "E_FORBIDDEN" | "E_OTP_REQUIRED" | "E_NOT_FOUND";
@@ -369,34 +379,57 @@ export function explain(policy: Policy, request: AuthorizeRequest): Explanation 
         null,
       );
     }
+    if (token.trustedPublisher && write && (action !== "publish" || request.newVersion !== true)) {
+      steps.push({ check: "token-permission", outcome: "fail", detail: "trusted publisher: publish only" });
+      return deny(
+        "E_FORBIDDEN",
+        `this token (${token.prefix}…) was issued to the trusted publisher ${describePublisher(token.trustedPublisher)} and may only publish new versions of ${pkg}, not ${action === "unpublish" ? "unpublish" : "change owners, dist-tags or deprecations"}`,
+        null,
+      );
+    }
     steps.push({ check: "token-permission", outcome: "pass", detail: `token is ${token.permission}` });
   } else {
     steps.push({ check: "token-package", outcome: "skip", detail: "no token" });
     steps.push({ check: "token-permission", outcome: "skip", detail: "no token" });
   }
 
-  // 2. The most specific rule's list for the action.
-  const { rule, list, from } = resolveList(policy, pkg, action);
-  const decided = { pattern: rule.pattern, action: from, list };
-  const listText = `${list.length > 0 ? list.join(", ") : "nobody"}${from === action ? "" : ` (its ${from} list)`}`;
+  // 2. The most specific rule's list for the action. A trusted publisher's token needs none: the registry's
+  // trust configuration named this CI identity for this package, and step 1 confined the token to it.
+  const publisher = token?.trustedPublisher;
   const admin = identity.kind === "user" && identity.admin;
-  const member = list.some((entry) => memberOf(identity, parsePrincipal(entry, policy.roles)));
-  if (admin && !member) {
-    steps.push({ check: "rule", outcome: "pass", detail: `admin; rule "${rule.pattern}" allows ${listText}` });
-  } else if (member) {
-    steps.push({ check: "rule", outcome: "pass", detail: `rule "${rule.pattern}" allows ${listText}` });
+  let decided: Decision["rule"] = null;
+  let allowedBy: string;
+  if (publisher) {
+    allowedBy = `trusted publisher ${describePublisher(publisher)}`;
+    steps.push({ check: "rule", outcome: "pass", detail: `${allowedBy} of ${pkg}` });
   } else {
-    steps.push({ check: "rule", outcome: "fail", detail: `rule "${rule.pattern}" allows ${listText}` });
-    if (identity.kind === "anonymous") {
-      if (action === "access")
-        return deny("E_NOT_FOUND", `${pkg} is not visible without logging in (rule "${rule.pattern}")`, decided, true);
-      return deny("E_UNAUTHORIZED", `log in to ${action} ${pkg}`, decided);
+    const { rule, list, from } = resolveList(policy, pkg, action);
+    decided = { pattern: rule.pattern, action: from, list };
+    const listText = `${list.length > 0 ? list.join(", ") : "nobody"}${from === action ? "" : ` (its ${from} list)`}`;
+    const member = list.some((entry) => memberOf(identity, parsePrincipal(entry, policy.roles)));
+    allowedBy = `rule "${rule.pattern}" allows ${listText}${admin && !member ? " (as admin)" : ""}`;
+    if (admin && !member) {
+      steps.push({ check: "rule", outcome: "pass", detail: `admin; rule "${rule.pattern}" allows ${listText}` });
+    } else if (member) {
+      steps.push({ check: "rule", outcome: "pass", detail: `rule "${rule.pattern}" allows ${listText}` });
+    } else {
+      steps.push({ check: "rule", outcome: "fail", detail: `rule "${rule.pattern}" allows ${listText}` });
+      if (identity.kind === "anonymous") {
+        if (action === "access")
+          return deny(
+            "E_NOT_FOUND",
+            `${pkg} is not visible without logging in (rule "${rule.pattern}")`,
+            decided,
+            true,
+          );
+        return deny("E_UNAUTHORIZED", `log in to ${action} ${pkg}`, decided);
+      }
+      return deny(
+        "E_FORBIDDEN",
+        `${identity.name} may not ${action} ${pkg}: rule "${rule.pattern}" allows ${listText}`,
+        decided,
+      );
     }
-    return deny(
-      "E_FORBIDDEN",
-      `${identity.name} may not ${action} ${pkg}: rule "${rule.pattern}" allows ${listText}`,
-      decided,
-    );
   }
 
   // 3. Required token environments, for writes.
@@ -428,7 +461,9 @@ export function explain(policy: Policy, request: AuthorizeRequest): Explanation 
   // 4. Ownership: changing an existing package needs a maintainer (or an admin).
   const maintainers = (request.packageMaintainers ?? []).map((m) => m.toLowerCase());
   if (write && maintainers.length > 0 && identity.kind === "user") {
-    if (maintainers.includes(identity.name.toLowerCase())) {
+    if (publisher) {
+      steps.push({ check: "maintainer", outcome: "pass", detail: "trusted publisher of the package" });
+    } else if (maintainers.includes(identity.name.toLowerCase())) {
       steps.push({ check: "maintainer", outcome: "pass", detail: `${identity.name} is a maintainer` });
     } else if (admin) {
       steps.push({ check: "maintainer", outcome: "pass", detail: "admin; not a maintainer" });
@@ -469,9 +504,19 @@ export function explain(policy: Policy, request: AuthorizeRequest): Explanation 
   return {
     ...base,
     allowed: true,
-    reason: `${describeWho(identity)} may ${action} ${pkg}: rule "${rule.pattern}" allows ${listText}${admin && !member ? " (as admin)" : ""}`,
+    reason: `${describeWho(identity)} may ${action} ${pkg}: ${allowedBy}`,
     rule: decided,
   };
+}
+
+/** `GitHub Actions acme/web .github/workflows/release.yml@refs/heads/main (environment npm)`. */
+export function describePublisher(origin: TrustedPublisherOrigin): string {
+  const provider =
+    origin.provider === "github" ? "GitHub Actions" : origin.provider === "gitlab" ? "GitLab CI" : origin.issuer;
+  const what = origin.repository ?? origin.subject;
+  const workflow = origin.workflow ? ` ${origin.workflow}${origin.ref ? `@${origin.ref}` : ""}` : "";
+  const environment = origin.environment ? ` (environment ${origin.environment})` : "";
+  return `${provider} ${what}${workflow}${environment}`;
 }
 
 /** `explain` without the trace: what the server calls on every request. */

@@ -15,6 +15,9 @@ const TOKEN_SHAPE = /^fw_[A-Za-z0-9_-]{40}$/;
 const SHOWN_PREFIX = 9;
 const ENVIRONMENT = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 const SCOPE = /^@[a-z0-9][a-z0-9._~-]*$/;
+const PACKAGE = /^(@[a-z0-9][\w.~-]*\/)?[a-z0-9][\w.~-]*$/;
+/** Principals of trusted publishers: `oidc:` then printable characters. Accounts cannot contain `:`. */
+const OIDC_PRINCIPAL = /^oidc:[\x21-\x7e]{1,200}$/;
 const ORG = /^[a-z0-9][a-z0-9._~-]*$/;
 
 /** npm 11's `--packages-and-scopes-permission` / `--orgs-permission` values that grant something. */
@@ -53,6 +56,44 @@ export interface TokenRecord {
   orgsPermission?: TokenPermission;
   /** Writes with this token need no one-time password (for CI; npm's `--bypass-2fa`). */
   bypass2fa?: boolean;
+  /**
+   * Set on tokens minted by trusted publishing (`TrustedPublishing.exchange`): the CI identity they were
+   * issued to. Such a token belongs to no account (`user` is an `oidc:` principal, a name no account can
+   * take), covers one package, and may only publish new versions of it (see `authorize`).
+   */
+  trustedPublisher?: TrustedPublisherOrigin;
+}
+
+/** The CI identity behind a token minted by trusted publishing, from its verified OIDC ID token. */
+export interface TrustedPublisherOrigin {
+  /** Which claim names were matched: GitHub Actions', GitLab CI's, or only those listed in the config. */
+  provider: "github" | "gitlab" | "custom";
+  /** The ID token's `iss`. */
+  issuer: string;
+  /** The ID token's `sub`. */
+  subject: string;
+  /** `owner/repo` (GitHub) or `group/project` (GitLab). */
+  repository?: string;
+  /** The workflow (GitHub) or pipeline (GitLab) file in the repository, e.g. `.github/workflows/release.yml`. */
+  workflow?: string;
+  /** The git ref the run was for, e.g. `refs/heads/main` or `refs/tags/v1.2.0`. */
+  ref?: string;
+  environment?: string;
+  /** The ID token's `jti`, to find the run in the issuer's own logs. */
+  jti?: string;
+}
+
+export interface TrustedPublisherTokenOptions {
+  /** `oidc:` and the CI identity, e.g. `oidc:github:acme/web`: what audit events and `npm whoami` show. */
+  principal: string;
+  /** The one package the token may publish. */
+  package: string;
+  origin: TrustedPublisherOrigin;
+  /** Minutes until the token expires, 1 to 60. */
+  expiresInMinutes: number;
+  /** Environment label for package rules that require one (`environments`). */
+  environment?: string;
+  description?: string;
 }
 
 export interface CreateTokenOptions {
@@ -203,6 +244,15 @@ export function tokenCoversPackage(
   return scope !== undefined && scopes.includes(scope);
 }
 
+/**
+ * The stand-in profile `verify` returns for a trusted publisher's token, so `identityFor` and the server's
+ * code paths work unchanged. It is never stored: `UserStore.get` of an `oidc:` name finds nothing, so
+ * account operations (profile, tokens, 2FA) have no account to act on.
+ */
+function trustedPublisherProfile(record: TokenRecord): UserProfile {
+  return { name: record.user, passwordHash: "", created: record.created, updated: record.created };
+}
+
 /** A token with its secret parts left out, for listings (`npm token list`). */
 export function describeToken(record: TokenRecord): Omit<TokenRecord, "hash"> {
   const { hash: _hash, ...rest } = record;
@@ -248,12 +298,7 @@ export class TokenStore {
         "environment must be 1–32 lowercase letters, digits, '.', '_' or '-' (e.g. ci)",
       );
     }
-    const packages = assertList(
-      options.packages,
-      /^(@[a-z0-9][\w.~-]*\/)?[a-z0-9][\w.~-]*$/,
-      "packages",
-      "lodash or @acme/web",
-    );
+    const packages = assertList(options.packages, PACKAGE, "packages", "lodash or @acme/web");
     const scopes = assertList(options.scopes, SCOPE, "scopes", "@acme");
     const orgs = assertList(options.orgs, ORG, "orgs", "acme");
     const packagesAndScopesPermission = assertPermission(
@@ -291,6 +336,57 @@ export class TokenStore {
     await casUpdate<{ tokens: TokenRecord[] }>(this.storage, this.indexKey(profile.name), (doc) => ({
       tokens: [...(doc?.tokens ?? []), record],
     }));
+    this.records.delete(record.hash);
+    return { token, record };
+  }
+
+  /**
+   * Mints a short-lived token for a verified trusted publisher: it may publish new versions of one package
+   * and do nothing else. It belongs to no account (so no `users/` index lists it and `revoke` by key does
+   * not reach it; `revokeValue` does) and skips the second factor, as CI has none. Call it only after
+   * the CI identity was verified and matched: `TrustedPublishing.exchange` does both.
+   */
+  async createForTrustedPublisher(
+    options: TrustedPublisherTokenOptions,
+  ): Promise<{ token: string; record: TokenRecord }> {
+    if (!OIDC_PRINCIPAL.test(options.principal)) {
+      throw new AuthError("E_BAD_REQUEST", 'a trusted publisher\'s principal must start with "oidc:"');
+    }
+    if (!PACKAGE.test(options.package)) {
+      throw new AuthError("E_BAD_REQUEST", `invalid package name "${options.package.slice(0, 60)}"`);
+    }
+    const minutes = options.expiresInMinutes;
+    if (!Number.isFinite(minutes) || minutes < 1 || minutes > 60) {
+      throw new AuthError("E_BAD_REQUEST", "a trusted publisher's token must expire in 1 to 60 minutes");
+    }
+    if (options.environment !== undefined && !ENVIRONMENT.test(options.environment)) {
+      throw new AuthError(
+        "E_BAD_REQUEST",
+        "environment must be 1–32 lowercase letters, digits, '.', '_' or '-' (e.g. ci)",
+      );
+    }
+    const token = `${TOKEN_PREFIX}${randomText(TOKEN_BYTES)}`;
+    const now = this.clock();
+    const record: TokenRecord = {
+      key: randomUUID(),
+      user: options.principal,
+      hash: sha256Hex(token),
+      prefix: token.slice(0, SHOWN_PREFIX),
+      name: "trusted publishing",
+      ...(options.description && { description: options.description.slice(0, 500) }),
+      readonly: false,
+      cidr_whitelist: [],
+      created: new Date(now).toISOString(),
+      expires: new Date(now + minutes * 60_000).toISOString(),
+      ...(options.environment !== undefined && { environment: options.environment }),
+      packages: [options.package],
+      packagesAndScopesPermission: "read-write",
+      bypass2fa: true,
+      trustedPublisher: options.origin,
+    };
+    if (!(await createJson(this.storage, `tokens/${record.hash}.json`, record))) {
+      throw new AuthError("E_CONFLICT", "token collision: refusing to reuse a token");
+    }
     this.records.delete(record.hash);
     return { token, record };
   }
@@ -362,6 +458,10 @@ export class TokenStore {
             ? `this token (${record.prefix}…) expired on ${when}: create a new one with \`npm token create\``
             : `this token (${record.prefix}…) reached its maximum age of ${record.maxAgeDays} days on ${when} and must be rotated: create a new one with \`npm token create\``,
       };
+    }
+    if (record.trustedPublisher) {
+      // No account behind it: the verified CI identity was the credential, and the record says what it may do.
+      return { ok: true, record, user: trustedPublisherProfile(record) };
     }
     const user = await this.owner(record.user);
     if (!user) {
@@ -441,7 +541,8 @@ export class TokenStore {
     for await (const key of listKeys(this.storage, "tokens/")) {
       const record = await readJson<TokenRecord>(this.storage, key);
       const expiry = record ? tokenExpiry(record) : undefined;
-      if (!record || !expiry || expiry.at > horizon) continue;
+      // Trusted publishers' tokens live minutes by design: nobody rotates them.
+      if (!record || record.trustedPublisher || !expiry || expiry.at > horizon) continue;
       due.push({
         kind: "token",
         user: record.user,
