@@ -20,7 +20,13 @@ export type AuditAction =
   | "dist-tag"
   | "owner"
   | "2fa"
-  | "access.denied";
+  | "access.denied"
+  | "secret.read"
+  | "secret.set"
+  | "secret.rotate"
+  | "secret.delete"
+  | "secret.purge"
+  | "secret.master-key";
 
 export type AuditDetail = string | number | boolean | null;
 

@@ -1,0 +1,5 @@
+import { libraryPreset } from "@fw/tooling/tsup";
+
+export default libraryPreset({
+  entry: { index: "src/index.ts" },
+});
