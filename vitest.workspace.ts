@@ -6,6 +6,8 @@ export default [
   "packages/storage-r2/vitest.config.ts",
   "packages/storage-r2/vitest.workers.config.ts",
   "packages/auth/vitest.config.ts",
+  "packages/semver-graph/vitest.config.ts",
+  "packages/secrets/vitest.config.ts",
   "apps/server/vitest.config.ts",
   "apps/cli/vitest.config.ts",
   "bench/vitest.config.ts",

@@ -11,7 +11,14 @@ import { cleanEnv, runFw, startFw } from "./helpers.js";
 const exec = promisify(execFile);
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 /** What `npm install -g @fw/cli` pulls from this repo; everything else comes from the configured npm registry. */
-const PACKAGES = ["packages/storage-r2", "packages/auth", "apps/server", "apps/cli"];
+const PACKAGES = [
+  "packages/storage-r2",
+  "packages/auth",
+  "packages/semver-graph",
+  "packages/secrets",
+  "apps/server",
+  "apps/cli",
+];
 
 describe.skipIf(process.platform === "win32")("the packed tarballs", () => {
   it("install globally with npm and run `fw`", async () => {
