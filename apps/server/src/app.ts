@@ -1,4 +1,13 @@
-import { AuditLog, LoginBackoff, parsePolicy, RateLimiter } from "@fw/auth";
+import {
+  AuditLog,
+  ipAllowed,
+  LoginBackoff,
+  npmAudience,
+  parsePolicy,
+  parseTrustedPublishing,
+  RateLimiter,
+  TrustedPublishing,
+} from "@fw/auth";
 import type { StorageDriver } from "@fw/storage-r2";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -8,6 +17,7 @@ import type { AppEnv, Logger, RequestInfo, Services } from "./context.js";
 import { errorResponse, RegistryError } from "./http/errors.js";
 import { checkPassword } from "./routes/guard.js";
 import { miscRoutes } from "./routes/misc.js";
+import { OIDC_EXCHANGE_PREFIX, oidcRoutes } from "./routes/oidc.js";
 import { createFastRead, type FastReadRequest, packageRoutes, type ResponseParts } from "./routes/packages.js";
 import { userRoutes } from "./routes/users.js";
 import { BackgroundTasks } from "./services/background.js";
@@ -37,6 +47,11 @@ export interface Registry {
   ready: Promise<void>;
   /** Resolves once work left after responses (audit appends) is written; call before closing storage. */
   idle(): Promise<void>;
+  /**
+   * The client's address for a request from `socketAddress`: the socket's own, or, when it is one of
+   * the config's `trustProxy` proxies, the nearest untrusted address in `X-Forwarded-For`.
+   */
+  clientIp(socketAddress: string | undefined, forwardedFor: string | undefined): string | undefined;
   services: Services;
 }
 
@@ -57,9 +72,36 @@ async function authenticate(
     const user =
       colon > 0 ? await checkPassword(services, decoded.slice(0, colon), decoded.slice(colon + 1), clientIp) : null;
     if (!user) throw new RegistryError("E_UNAUTHORIZED", "incorrect user name or password");
+    // A password alone is one factor: accounts with 2FA sign in once (`npm login`) and use the token.
+    if (user.tfa) {
+      throw new RegistryError(
+        "E_UNAUTHORIZED",
+        "this account uses two-factor authentication: log in with `npm login` and use the token it saves",
+      );
+    }
     return services.users.sessionIdentity(user);
   }
   throw new RegistryError("E_UNAUTHORIZED", `unsupported authorization scheme "${(scheme ?? "").slice(0, 20)}"`);
+}
+
+/**
+ * X-Forwarded-For is believed only from the configured proxies: walking it from the right (the hop
+ * nearest to us), the first address that is not a trusted proxy is the client.
+ */
+function clientIpResolver(trusted: readonly string[] | undefined): Registry["clientIp"] {
+  if (!trusted || trusted.length === 0) return (socketAddress) => socketAddress;
+  return (socketAddress, forwardedFor) => {
+    if (!forwardedFor || !ipAllowed(socketAddress, trusted)) return socketAddress;
+    const hops = forwardedFor
+      .split(",")
+      .map((hop) => hop.trim())
+      .filter(Boolean);
+    for (let index = hops.length - 1; index >= 0; index--) {
+      const hop = hops[index] as string;
+      if (!ipAllowed(hop, trusted)) return hop;
+    }
+    return hops[0] ?? socketAddress;
+  };
 }
 
 /** Builds the registry: config and storage in, a Web-standard `fetch(Request) → Response` out. */
@@ -71,6 +113,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   const search = new SearchIndex();
   // The config loader already cross-checked the policy; configs built in code are checked here.
   const policy = parsePolicy(config.access ?? {});
+  const users = new UsersService(storage, { policy });
   const services: Services = {
     config,
     storage,
@@ -79,11 +122,19 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     cache,
     search,
     policy,
-    users: new UsersService(storage, { policy }),
+    users,
     packages: new PackagesService(storage, cache, search),
     logins: new LoginService(storage),
     audit: new AuditLog(storage),
     background: new BackgroundTasks(),
+    ...(config.trustedPublishing !== undefined && {
+      trustedPublishing: new TrustedPublishing({
+        config: parseTrustedPublishing(config.trustedPublishing, "trustedPublishing"),
+        tokens: users.tokens,
+        storage,
+        ...(config.publicUrl !== undefined && { audience: npmAudience(config.publicUrl) }),
+      }),
+    }),
     backoff: new LoginBackoff(storage, config.auth.loginBackoff ?? {}),
     authLimiter: new RateLimiter({
       capacity: (config.auth.rateLimit ?? DEFAULTS.authRateLimit).burst,
@@ -94,7 +145,12 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   const app = new Hono<AppEnv>();
   const root = basePath ? app.basePath(basePath) : app;
   root.use("*", async (c, next) => {
-    c.set("identity", await authenticate(services, c.req.header("authorization"), c.env?.clientIp));
+    // The OIDC exchange's bearer is a CI's ID token, not an fw credential: its route checks it.
+    const exchange = c.req.method === "POST" && c.req.path.startsWith(OIDC_EXCHANGE_PREFIX);
+    c.set(
+      "identity",
+      exchange ? undefined : await authenticate(services, c.req.header("authorization"), c.env?.clientIp),
+    );
     await next();
   });
   root.use(
@@ -109,6 +165,8 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
       },
     }),
   );
+  // npm builds the exchange URL from the registry's origin alone, so it is answered at the host root.
+  oidcRoutes(app, services);
   userRoutes(root, services);
   miscRoutes(root, services);
   packageRoutes(root, services);
@@ -125,6 +183,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     fastRead: createFastRead(services),
     ready,
     idle: () => services.background.idle(),
+    clientIp: clientIpResolver(config.trustProxy),
     services,
   };
 }

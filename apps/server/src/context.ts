@@ -8,6 +8,7 @@ import {
   type LoginBackoff,
   type Policy,
   type RateLimiter,
+  type TrustedPublishing,
 } from "@fw/auth";
 import type { StorageDriver } from "@fw/storage-r2";
 import type { Context } from "hono";
@@ -49,6 +50,8 @@ export interface Services {
   basePath: string;
   /** Work finishing after the response (audit appends), awaited on shutdown. */
   background: BackgroundTasks;
+  /** OIDC trusted publishing, when the config sets it up. */
+  trustedPublishing?: TrustedPublishing;
 }
 
 /** Per-request values the Node/Bun/Worker adapters pass along with the Request. */
@@ -61,7 +64,7 @@ export interface RequestInfo {
 
 export type AppEnv = {
   Bindings: RequestInfo;
-  Variables: { identity: Identity | undefined };
+  Variables: { identity: Identity | undefined; otp: "valid" | "invalid" | undefined };
 };
 
 export type AppContext = Context<AppEnv>;
@@ -132,14 +135,18 @@ export async function authorizeWrite(
   action: Exclude<Action, "access">,
   pkg: string,
   maintainers: readonly string[] = [],
+  options: { newVersion?: boolean } = {},
 ): Promise<void> {
   const who = identity(c);
   if (!who || who.readonly) return;
+  const otp = who.principal.tfaMode === "auth-and-writes" ? await checkOtp(c, services, who.name) : undefined;
   const decision = authorize(services.policy, {
     identity: who.principal,
     action,
     pkg,
     packageMaintainers: maintainers,
+    ...(otp && { otp }),
+    ...(options.newVersion && { newVersion: true }),
   });
   if (decision.allowed) return;
   await record(c, services, {
@@ -153,6 +160,24 @@ export async function authorizeWrite(
     decision.reason,
     decision.code === "E_OTP_REQUIRED" ? { headers: { "www-authenticate": "OTP" } } : {},
   );
+}
+
+/**
+ * The request's `npm-otp` header checked against the account's second factor, once per request (a
+ * TOTP code is spent when accepted, so a second check of the same code would fail).
+ */
+export async function checkOtp(
+  c: AppContext,
+  services: Services,
+  user: string,
+): Promise<"valid" | "invalid" | undefined> {
+  const seen = c.get("otp");
+  if (seen) return seen;
+  const code = c.req.header("npm-otp");
+  if (!code) return undefined;
+  const result = (await services.users.store.verifySecondFactor(user, code.slice(0, 64))).ok ? "valid" : "invalid";
+  c.set("otp", result);
+  return result;
 }
 
 /**

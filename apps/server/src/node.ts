@@ -2,6 +2,7 @@ export {
   createLogger,
   createNodeListener,
   type RunningRegistry,
+  resolveConfigSecrets,
   type StartOptions,
   startRegistry,
   storageFromConfig,

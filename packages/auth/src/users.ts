@@ -388,10 +388,15 @@ export class UserStore {
     });
   }
 
-  /** Turns 2FA off. The caller has checked the password and a current code (npm asks for both). */
+  /**
+   * Turns 2FA off, or drops an enrolment that was started but not confirmed. The caller has checked the
+   * password and, when 2FA was on, a current code (npm asks for both).
+   */
   async disableTfa(name: string): Promise<UserProfile> {
     const now = this.nowIso();
-    return this.update(name, ({ tfa, tfaPending: _pending, ...user }) => (tfa ? { ...user, updated: now } : undefined));
+    return this.update(name, ({ tfa, tfaPending, ...user }) =>
+      tfa || tfaPending ? { ...user, updated: now } : undefined,
+    );
   }
 
   /**

@@ -44,8 +44,14 @@ export async function createLogger(config: FwConfig): Promise<Logger> {
  * `basePath: "/npm"` it answers under `/npm/...` and writes links that include the prefix.
  */
 export function createNodeListener(registry: Registry): (req: IncomingMessage, res: ServerResponse) => void {
+  const forwardedFor = (req: { headers: IncomingMessage["headers"] }) => {
+    const value = req.headers["x-forwarded-for"];
+    return Array.isArray(value) ? value.join(", ") : value;
+  };
   const viaFetch = getRequestListener((request, env) =>
-    registry.fetch(request, { clientIp: env.incoming.socket.remoteAddress }),
+    registry.fetch(request, {
+      clientIp: registry.clientIp(env.incoming.socket.remoteAddress, forwardedFor(env.incoming)),
+    }),
   );
   return (req, res) => {
     const fast = registry.fastRead({
@@ -56,7 +62,7 @@ export function createNodeListener(registry: Registry): (req: IncomingMessage, r
         const value = req.headers[name];
         return Array.isArray(value) ? value.join(", ") : value;
       },
-      clientIp: req.socket.remoteAddress,
+      clientIp: registry.clientIp(req.socket.remoteAddress, forwardedFor(req)),
     });
     if (!fast) return void viaFetch(req, res);
     res.writeHead(fast.status, fast.headers);
@@ -81,8 +87,39 @@ export interface StartOptions {
   handleSignals?: boolean;
 }
 
+/**
+ * The config with every `"secret:<name>"` value read from the secrets vault (@fw/secrets, loaded only
+ * when the config has such values): the vault folder `secrets.vault`, else the registry's storage. A
+ * missing secret is an error naming the config path, so the server does not start half-configured.
+ */
+export async function resolveConfigSecrets(config: FwConfig): Promise<FwConfig> {
+  if (!JSON.stringify(config).includes('"secret:')) return config;
+  const { defaultProviders, findSecretReferences, operatorIdentity, resolveSecretReferences, SecretsVault } =
+    await import("@fw/secrets");
+  if (findSecretReferences(config, "").length === 0) return config;
+  let storage: StorageDriver;
+  if (config.secrets?.vault !== undefined) {
+    storage = fsDriver({ root: config.secrets.vault });
+  } else {
+    const inStorage = findSecretReferences(config.storage, "storage");
+    if (inStorage.length > 0) {
+      throw new Error(
+        `${inStorage.map((r) => r.path).join(", ")} refer to secrets, which cannot be kept in the storage they unlock: set secrets.vault to a folder holding the vault (fw secrets --vault <dir>)`,
+      );
+    }
+    storage = await storageFromConfig(config);
+  }
+  const vault = new SecretsVault({ storage, masterKeys: defaultProviders(), identity: operatorIdentity("fw-server") });
+  try {
+    return await resolveSecretReferences(config, vault);
+  } finally {
+    await storage.dispose?.();
+  }
+}
+
 /** Starts the registry on `config.listen` (port 0 picks a free port) and resolves when it listens. */
-export async function startRegistry(config: FwConfig, options: StartOptions = {}): Promise<RunningRegistry> {
+export async function startRegistry(input: FwConfig, options: StartOptions = {}): Promise<RunningRegistry> {
+  const config = await resolveConfigSecrets(input);
   const logger = options.logger ?? (await createLogger(config));
   const storage = options.storage ?? (await storageFromConfig(config));
   const registry = createRegistry(config, { storage, logger, ...(options.basePath && { basePath: options.basePath }) });

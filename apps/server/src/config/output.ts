@@ -50,8 +50,11 @@ export function serializeConfig(config: FwConfig, options: SerializeConfigOption
     config.storage.driver === "fs"
       ? { ...config.storage, path: portablePath(config.storage.path, options.baseDir) }
       : config.storage;
+  // The policy sections are top-level keys in a file.
+  const { access, ...rest } = config;
   const value = {
-    ...config,
+    ...rest,
+    ...access,
     storage,
     limits: { ...config.limits, maxBodySize: readableSize(config.limits.maxBodySize) },
   };

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import { isAuthError, parsePolicy } from "@fw/auth";
+import { checkCidrs, isAuthError, parsePolicy, parseTrustedPublishing } from "@fw/auth";
+import { parseSecretsPolicy } from "@fw/secrets";
 import bytes from "bytes";
 import type { z } from "zod";
 import { ConfigError } from "./errors.js";
@@ -31,6 +32,8 @@ export function checkConfig(
   if (!parsed.success) return { issues: issuesFromZod(parsed.error.issues) };
   const config = normalise(parsed.data, resolve(options.baseDir ?? process.cwd()));
   const issues = crossCheck(config);
+  const publishing = trustedPublishing(parsed.data, config);
+  if (publishing) issues.push(publishing);
   return issues.length > 0 ? { issues } : { config };
 }
 
@@ -101,7 +104,35 @@ function normalise(input: FwConfigInput, baseDir: string): FwConfig {
         ...(input.packages !== undefined && { packages: input.packages }),
       },
     }),
+    ...(input.secrets !== undefined && {
+      secrets: {
+        ...(input.secrets.rules !== undefined && { rules: input.secrets.rules }),
+        ...(input.secrets.vault !== undefined && { vault: resolve(baseDir, input.secrets.vault) }),
+      },
+    }),
+    ...(input.trustProxy !== undefined && { trustProxy: input.trustProxy }),
   };
+}
+
+/** The trusted publishing section checked by @fw/auth (issuer allow-list, publishers, limits), or an issue. */
+function trustedPublishing(input: FwConfigInput, config: FwConfig): ConfigIssue | undefined {
+  if (input.trustedPublishing === undefined) return undefined;
+  config.trustedPublishing = input.trustedPublishing;
+  let parsed: ReturnType<typeof parseTrustedPublishing>;
+  try {
+    parsed = parseTrustedPublishing(input.trustedPublishing, "trustedPublishing");
+  } catch (error) {
+    if (!isAuthError(error)) throw error;
+    return { path: "", message: error.message };
+  }
+  if (parsed.audience.length === 0 && config.publicUrl === undefined) {
+    return {
+      path: "publicUrl",
+      message:
+        "expected the registry's public URL when trustedPublishing is set: its host is the audience CI tokens are issued for (or set trustedPublishing.audience)",
+    };
+  }
+  return undefined;
 }
 
 function crossCheck(config: FwConfig): ConfigIssue[] {
@@ -117,6 +148,23 @@ function crossCheck(config: FwConfig): ConfigIssue[] {
       // @fw/auth names each dotted path in its message ("packages.@acme/*.publish.0: …").
       if (!isAuthError(error)) throw error;
       issues.push({ path: "", message: error.message });
+    }
+  }
+  for (const [index, entry] of (config.trustProxy ?? []).entries()) {
+    try {
+      checkCidrs([entry]);
+    } catch {
+      issues.push({ path: `trustProxy.${index}`, message: "expected an IP address or CIDR range such as 10.0.0.0/8" });
+    }
+  }
+  if (config.secrets?.rules && issues.length === 0) {
+    try {
+      parseSecretsPolicy(
+        { rules: config.secrets.rules },
+        { root: "secrets", access: parsePolicy(config.access ?? {}) },
+      );
+    } catch (error) {
+      issues.push({ path: "", message: (error as Error).message });
     }
   }
   const { storage } = config;

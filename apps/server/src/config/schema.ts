@@ -1,4 +1,5 @@
-import { policyConfigSchema } from "@fw/auth";
+import { policyConfigSchema, trustedPublishingConfigSchema } from "@fw/auth";
+import { secretsConfigSchema } from "@fw/secrets";
 import { validatePrefix } from "@fw/storage-r2";
 import { z } from "zod";
 
@@ -199,6 +200,26 @@ const log = strictObject({
   }),
 }).partial();
 
+const secrets = secretsConfigSchema
+  .extend({
+    vault: text("a folder path").meta({
+      description:
+        "A folder (fs storage) holding the secrets vault instead of the registry's storage: needed when the storage settings themselves are secret references.",
+    }),
+  })
+  .partial()
+  .meta({
+    description:
+      'The secrets vault (`fw secrets …`): who may read and write which secrets. Config values written as "secret:<name>" are read from it at start-up.',
+  });
+
+const trustProxy = z
+  .array(text("an IP address or CIDR range"), expected("a list of proxy addresses or CIDR ranges"))
+  .meta({
+    description:
+      'Load balancers and proxies in front of fw (addresses or CIDR ranges, e.g. ["10.0.0.0/8"]). For requests from them the client address is taken from X-Forwarded-For (the nearest address not in this list); otherwise the header is ignored.',
+  });
+
 /** What a config file may contain: every key optional, none unknown. Defaults are filled by `normalise`. */
 export const configFileSchema = strictObject({
   $schema: z.string(expected("a string")).meta({ description: "JSON Schema for editors; ignored by fw." }),
@@ -213,6 +234,12 @@ export const configFileSchema = strictObject({
   roles: policyConfigSchema.shape.roles,
   teams: policyConfigSchema.shape.teams,
   packages: policyConfigSchema.shape.packages,
+  trustedPublishing: trustedPublishingConfigSchema.meta({
+    description:
+      "OIDC trusted publishing: CI identities (GitHub Actions, GitLab…) that may publish new versions of packages without a stored token. Needs publicUrl (its host is the token audience).",
+  }),
+  secrets,
+  trustProxy,
 })
   .partial()
   .meta({ title: "fw registry config" });

@@ -1,4 +1,5 @@
-import type { PolicyConfig } from "@fw/auth";
+import type { PolicyConfig, TrustedPublishingInput } from "@fw/auth";
+import type { SecretsConfig } from "@fw/secrets";
 
 /** Log levels, quietest last; `silent` turns logging off. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
@@ -53,6 +54,12 @@ export interface FwConfig {
    * the defaults (everyone reads, signed-in users publish new packages, maintainers manage theirs).
    */
   access?: PolicyConfig;
+  /** OIDC trusted publishing as written (checked by @fw/auth's `parseTrustedPublishing`); absent when not configured. */
+  trustedPublishing?: TrustedPublishingInput;
+  /** The secrets vault's policy, and the folder holding it when it is not the registry's storage. */
+  secrets?: SecretsConfig & { vault?: string };
+  /** Proxies whose X-Forwarded-For is believed (addresses or CIDR ranges); absent: the header is ignored. */
+  trustProxy?: string[];
 }
 
 /** One problem found in a config: the dotted path of the value ("" for the whole config) and what was expected. */

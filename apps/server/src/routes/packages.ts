@@ -300,7 +300,7 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
       "_attachments" in body &&
       (body as { _attachments?: unknown })._attachments;
     if (hasAttachments && target.kind === "packument") {
-      await authorizeWrite(c, services, "publish", name, maintainers);
+      await authorizeWrite(c, services, "publish", name, maintainers, { newVersion: true });
       const who = identity(c);
       const published = await packages.publish(who, name, body, who?.email);
       const version = Object.keys((body as { versions?: object }).versions ?? {})[0];

@@ -1,9 +1,18 @@
-import { assertUsername, type CreateTokenOptions, isAuthError, type TokenPermission } from "@fw/auth";
+import { assertUsername, type CreateTokenOptions, isAuthError, type TfaMode, type TokenPermission } from "@fw/auth";
 import type { Hono } from "hono";
-import { type AppEnv, baseUrl, json, record, requireUser, type Services } from "../context.js";
+import {
+  type AppContext,
+  type AppEnv,
+  baseUrl,
+  checkOtp,
+  json,
+  record,
+  requireUser,
+  type Services,
+} from "../context.js";
 import { readJsonBody } from "../http/body.js";
 import { RegistryError } from "../http/errors.js";
-import { isReadOnly, type TokenRecord } from "../services/users.js";
+import { isReadOnly, type TokenRecord, type User } from "../services/users.js";
 import { checkPassword, limitAuthRequests } from "./guard.js";
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -28,6 +37,7 @@ ${message ? `<p class="msg" role="alert">${escapeHtml(message)}</p>` : ""}
 <form method="post" action="${escapeHtml(action)}">
 <label for="name">User name</label><input id="name" name="name" autocomplete="username" required>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<label for="otp">One-time password (accounts with two-factor authentication)</label><input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code">
 ${signup ? '<label><input type="checkbox" name="create" value="1" style="width:auto"> Create this account</label><label for="email">Email (new accounts)</label><input id="email" name="email" type="email" autocomplete="email">' : ""}
 <button type="submit">Log in</button>
 </form></body></html>`;
@@ -125,6 +135,37 @@ function tokenView(t: TokenRecord) {
   };
 }
 
+/** How `npm profile get` reads the second factor: off, being set up, or on in a mode. */
+function tfaView(user: User | null): false | { mode: TfaMode; pending: boolean } {
+  if (user?.tfa) return { mode: user.tfa.mode, pending: false };
+  if (user?.tfaPending) return { mode: user.tfaPending.mode, pending: true };
+  return false;
+}
+
+/**
+ * For accounts with 2FA on: the request's `npm-otp` code must be valid, else a 401 with
+ * `WWW-Authenticate: OTP`, on which npm asks for the code and retries (npm-registry-fetch
+ * check-response.js; npm's otplease in lib/utils/auth.js).
+ */
+async function requireOtp(c: AppContext, services: Services, user: User, what: string): Promise<void> {
+  if (!user.tfa) return;
+  const otp = await checkOtp(c, services, user.name);
+  if (otp === "valid") return;
+  await record(c, services, {
+    action: "login.failed",
+    actor: user.name,
+    outcome: "failure",
+    details: { reason: otp === "invalid" ? "wrong one-time password" : "no one-time password", for: what },
+  });
+  throw new RegistryError(
+    "E_OTP_REQUIRED",
+    otp === "invalid"
+      ? "that one-time password is wrong or was already used: enter the next code from your authenticator app"
+      : `${what} needs a one-time password from your authenticator app (npm: --otp=<code>)`,
+    { headers: { "www-authenticate": "OTP" } },
+  );
+}
+
 /** Accounts and sessions: couch login/adduser, web login, whoami, logout, tokens, profile. */
 export function userRoutes(app: Hono<AppEnv>, services: Services): void {
   const { users, logins, config } = services;
@@ -141,8 +182,17 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     assertUsername(name);
     limitAuthRequests(c, services);
     let user = await checkPassword(services, name, body.password, c.env?.clientIp);
+    if (user) await requireOtp(c, services, user, "logging in");
     if (!user) {
-      if (await users.getUser(name)) throw new RegistryError("E_UNAUTHORIZED", "incorrect user name or password");
+      if (await users.getUser(name)) {
+        await record(c, services, {
+          action: "login.failed",
+          actor: name,
+          outcome: "failure",
+          details: { via: "couch", reason: "incorrect user name or password" },
+        });
+        throw new RegistryError("E_UNAUTHORIZED", "incorrect user name or password");
+      }
       if (!config.auth.signup)
         throw new RegistryError(
           "E_FORBIDDEN",
@@ -166,8 +216,9 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
   app.get("/-/whoami", (c) => json({ username: requireUser(c).name }));
 
   app.delete("/-/user/token/:token", async (c) => {
-    requireUser(c);
-    await users.revokeTokenValue(decodeURIComponent(c.req.param("token")));
+    const who = requireUser(c);
+    const revoked = await users.revokeTokenValue(decodeURIComponent(c.req.param("token")));
+    await record(c, services, { action: "logout", details: { revoked, ...(who.tokenKey && { key: who.tokenKey }) } });
     return json({ ok: true });
   });
 
@@ -226,7 +277,31 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
         throw error;
       }
     }
-    if (!user) return html(loginPage(action, config.auth.signup, "Incorrect user name or password."), 401);
+    if (!user) {
+      await record(c, services, {
+        action: "login.failed",
+        ...(name && { actor: name.slice(0, 64) }),
+        outcome: "failure",
+        details: { via: "web", reason: "incorrect user name or password" },
+      });
+      return html(loginPage(action, config.auth.signup, "Incorrect user name or password."), 401);
+    }
+    if (user.tfa) {
+      const code = typeof form.otp === "string" ? form.otp.trim() : "";
+      const verdict = code ? await users.store.verifySecondFactor(user.name, code.slice(0, 64)) : undefined;
+      if (!verdict?.ok) {
+        await record(c, services, {
+          action: "login.failed",
+          actor: user.name,
+          outcome: "failure",
+          details: { via: "web", reason: code ? "wrong one-time password" : "no one-time password" },
+        });
+        const message = code
+          ? "That one-time password is wrong or was already used: enter the next code from your authenticator app."
+          : "This account has two-factor authentication: enter the code from your authenticator app.";
+        return html(loginPage(action, config.auth.signup, message), 401);
+      }
+    }
     const { token, record: created } = await users.createToken(user.name, { name: "npm login (web)" });
     await record(c, services, { action: "login", actor: user.name, tokenKey: created.key, details: { via: "web" } });
     await logins.complete(id, token);
@@ -243,6 +318,61 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     return json({ token: result.token });
   });
 
+  /**
+   * `npm profile enable-2fa|disable-2fa` (npm/cli lib/commands/profile.js): `{tfa: {password, mode}}`
+   * starts enrolment (answered with the otpauth URL to scan) or, when 2FA is on, switches the mode;
+   * `{tfa: [code]}` confirms enrolment (answered with the recovery codes); mode "disable" turns it off.
+   * Changing or disabling an active second factor needs the password and a current code.
+   */
+  async function changeTfa(c: AppContext, account: User, tfa: unknown): Promise<Response> {
+    const name = account.name;
+    if (Array.isArray(tfa)) {
+      const [code] = tfa;
+      if (typeof code !== "string" || tfa.length !== 1) {
+        throw new RegistryError(
+          "E_BAD_REQUEST",
+          "tfa must be [one-time password] to confirm two-factor authentication",
+        );
+      }
+      const { recoveryCodes } = await users.store.confirmTfa(name, code.trim().slice(0, 64));
+      await record(c, services, {
+        action: "2fa",
+        details: { change: "enabled", mode: account.tfaPending?.mode ?? null },
+      });
+      return json({ tfa: recoveryCodes });
+    }
+    if (!isObject(tfa) || typeof tfa.password !== "string" || typeof tfa.mode !== "string") {
+      throw new RegistryError("E_BAD_REQUEST", "tfa must be {password, mode} or [one-time password]");
+    }
+    const mode = tfa.mode;
+    if (mode !== "auth-only" && mode !== "auth-and-writes" && mode !== "disable") {
+      throw new RegistryError("E_BAD_REQUEST", 'tfa.mode must be "auth-only", "auth-and-writes" or "disable"');
+    }
+    limitAuthRequests(c, services);
+    if (!(await checkPassword(services, name, tfa.password, c.env?.clientIp))) {
+      await record(c, services, {
+        action: "login.failed",
+        outcome: "failure",
+        details: { reason: "incorrect password", for: "2fa" },
+      });
+      throw new RegistryError("E_UNAUTHORIZED", "incorrect password");
+    }
+    if (mode === "disable") {
+      await requireOtp(c, services, account, "turning off two-factor authentication");
+      const user = await users.store.disableTfa(name);
+      if (account.tfa) await record(c, services, { action: "2fa", details: { change: "disabled" } });
+      return json({ name, email: user.email ?? "", tfa: false, updated: user.updated });
+    }
+    if (account.tfa) {
+      await requireOtp(c, services, account, "changing two-factor authentication");
+      const user = await users.store.setTfaMode(name, mode);
+      await record(c, services, { action: "2fa", details: { change: "mode", mode } });
+      return json({ name, email: user.email ?? "", tfa: { mode, pending: false }, updated: user.updated });
+    }
+    const { uri } = await users.store.startTfa(name, mode);
+    return json({ tfa: uri });
+  }
+
   // Profile: `npm profile get` and `npm profile set password`.
   app.get("/-/npm/v1/user", async (c) => {
     const who = requireUser(c);
@@ -254,7 +384,7 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
       email_verified: false,
       created: user.created,
       updated: user.updated,
-      tfa: false,
+      tfa: tfaView(user),
       fullname: "",
       homepage: "",
       freenode: "",
@@ -268,17 +398,22 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     if (who.readonly) throw new RegistryError("E_FORBIDDEN", "a read-only token cannot change the profile");
     const body = await readJsonBody(c);
     if (!isObject(body)) throw new RegistryError("E_BAD_REQUEST", "expected a JSON object");
+    const account = await users.getUser(who.name);
+    if (!account) throw new RegistryError("E_NOT_FOUND", "user not found");
+    if (body.tfa !== undefined) return changeTfa(c, account, body.tfa);
     if (isObject(body.password)) {
       const { old, new: next } = body.password;
       if (typeof old !== "string" || typeof next !== "string") {
         throw new RegistryError("E_BAD_REQUEST", "password change needs password.old and password.new");
       }
+      await requireOtp(c, services, account, "changing the password");
       await users.changePassword(who.name, old, next);
+      await record(c, services, { action: "password.change" });
     } else if (Object.keys(body).length > 0) {
-      throw new RegistryError("E_BAD_REQUEST", "only the password can be changed here");
+      throw new RegistryError("E_BAD_REQUEST", "only the password and two-factor authentication can be changed here");
     }
     const user = await users.getUser(who.name);
-    return json({ name: who.name, email: user?.email ?? "", tfa: false, updated: user?.updated });
+    return json({ name: who.name, email: user?.email ?? "", tfa: tfaView(user), updated: user?.updated });
   });
 
   // Tokens: `npm token list|create|revoke`.
@@ -301,6 +436,8 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     ) {
       throw new RegistryError("E_UNAUTHORIZED", "incorrect password");
     }
+    const account = await users.getUser(who.name);
+    if (account) await requireOtp(c, services, account, "creating a token");
     const { token, record: created } = await users.createToken(who.name, tokenOptions(body));
     await record(c, services, {
       action: "token.create",

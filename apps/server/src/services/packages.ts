@@ -43,6 +43,11 @@ function isMaintainer(doc: Packument, user: Identity): boolean {
   return user.principal.admin || doc.maintainers.some((m) => m.name === user.name);
 }
 
+/** A token minted by OIDC trusted publishing: it may add versions to its one package, nothing else. */
+function isTrustedPublisher(user: Identity): boolean {
+  return user.token?.trustedPublisher !== undefined;
+}
+
 function requireMaintainer(doc: Packument, identity: Identity, action: string): void {
   if (!isMaintainer(doc, identity)) {
     throw new RegistryError("E_FORBIDDEN", `you are not a maintainer of "${doc.name}", so you cannot ${action}`);
@@ -218,7 +223,7 @@ export class PackagesService {
         _fwPublished: [...(base._fwPublished ?? []), version],
       };
       delete next._fwUnpublished;
-      if (base.maintainers.length === 0) next.maintainers = [publisher];
+      if (base.maintainers.length === 0 && !isTrustedPublisher(user)) next.maintainers = [publisher];
       const latest = next["dist-tags"].latest;
       if (latest === version || !latest) {
         if (!latest) next["dist-tags"].latest = version;
@@ -235,8 +240,18 @@ export class PackagesService {
   }
 
   private checkPublishable(doc: Packument | null, user: Identity, version: string): void {
-    if (!doc) return;
-    if (doc.maintainers.length > 0 && !isMaintainer(doc, user)) {
+    if (!doc) {
+      // Trust is configured for packages that exist; a CI identity never creates (and owns) a name.
+      if (isTrustedPublisher(user)) {
+        throw new RegistryError(
+          "E_FORBIDDEN",
+          "trusted publishing adds versions to existing packages: publish the first version with a user account",
+        );
+      }
+      return;
+    }
+    // The policy allowed this CI identity to publish this package (the route checked it): no owner list applies.
+    if (doc.maintainers.length > 0 && !isMaintainer(doc, user) && !isTrustedPublisher(user)) {
       throw new RegistryError("E_FORBIDDEN", `you are not a maintainer of "${doc.name}", so you cannot publish it`);
     }
     if (doc.versions[version]) {

@@ -49,8 +49,9 @@ export async function openVault(flags: SecretsFlags): Promise<OpenVault> {
   const { config } = await loadConfig({ file: flags.config, overrides: {} });
   let storage: StorageDriver;
   let where: string;
-  if (flags.vault !== undefined) {
-    const root = resolve(flags.vault);
+  const vaultFolder = flags.vault ?? config.secrets?.vault;
+  if (vaultFolder !== undefined) {
+    const root = resolve(vaultFolder);
     storage = fsDriver({ root });
     where = `fs ${displayPath(root)}`;
   } else {
@@ -63,9 +64,8 @@ export async function openVault(flags: SecretsFlags): Promise<OpenVault> {
     storage = await storageFromConfig(config);
     where = describeStorage(config.storage);
   }
-  // Read through Reflect: the config gains a `secrets` section when the server wires it in.
-  const section: unknown = Reflect.get(config, "secrets");
-  const policy = parseSecretsPolicy(section ?? {}, { access: parsePolicy(config.access ?? {}) });
+  const rules = config.secrets?.rules;
+  const policy = parseSecretsPolicy(rules ? { rules } : {}, { access: parsePolicy(config.access ?? {}) });
   const providers = defaultProviders();
   const vault = new SecretsVault({
     storage,
