@@ -102,6 +102,7 @@ export {
   generateRecoveryCodes,
   generateTotp,
   generateTotpSecret,
+  isRecoveryCodeShape,
   matchTotp,
   TFA_MODES,
   type TfaMode,

@@ -4,6 +4,7 @@ import {
   generateTotp,
   generateTotpSecret,
   hashRecoveryCode,
+  isRecoveryCodeShape,
   matchTotp,
   normaliseRecoveryCode,
   totpStep,
@@ -49,11 +50,15 @@ describe("TOTP", () => {
 });
 
 describe("recovery codes", () => {
-  it("are distinct, readable, and hash the same however they are typed", () => {
+  it("are distinct, have the 64-hex-digit shape npm's OTP prompt accepts, and hash the same however they are typed", () => {
     const codes = generateRecoveryCodes();
     expect(codes).toHaveLength(10);
     expect(new Set(codes).size).toBe(10);
-    for (const code of codes) expect(code).toMatch(/^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/);
+    for (const code of codes) {
+      expect(code).toMatch(/^[0-9a-f]{64}$/);
+      expect(isRecoveryCodeShape(code)).toBe(true);
+    }
+    expect(isRecoveryCodeShape("123456")).toBe(false);
     const [first] = codes as [string];
     expect(normaliseRecoveryCode(` ${first.toUpperCase()} `)).toBe(first.replace(/-/g, ""));
     expect(hashRecoveryCode("salt", first.toUpperCase().replace(/-/g, " "))).toBe(hashRecoveryCode("salt", first));

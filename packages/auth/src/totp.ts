@@ -1,4 +1,4 @@
-import { createHmac, randomInt } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { Secret, TOTP } from "otpauth";
 import { constantTimeEqual } from "./secrets.js";
 
@@ -69,18 +69,19 @@ export function matchTotp(
   return found;
 }
 
-const RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789";
-
 /**
- * Single-use recovery codes like `k7mq-x2pd-9fht-a3wn` (16 characters from a 31-letter alphabet without
- * look-alikes: ~79 bits), so a fast keyed hash is enough to store them.
+ * Single-use recovery codes of 64 hex digits (256 bits), the shape npm's own recovery codes have: npm's
+ * OTP prompt accepts only digits or exactly 64 hex digits (npm/cli lib/utils/read-user-info.js
+ * readOTP), so any other shape could not be typed into `npm` when it asks. A fast keyed hash is enough
+ * to store codes this long.
  */
 export function generateRecoveryCodes(count = 10): string[] {
-  return Array.from({ length: count }, () => {
-    let text = "";
-    for (let i = 0; i < 16; i++) text += RECOVERY_ALPHABET[randomInt(RECOVERY_ALPHABET.length)];
-    return text.match(/.{4}/g)?.join("-") ?? text;
-  });
+  return Array.from({ length: count }, () => randomBytes(32).toString("hex"));
+}
+
+/** Whether `code` (as normalised) has the shape of a recovery code, before any hash is compared. */
+export function isRecoveryCodeShape(code: string): boolean {
+  return /^[0-9a-f]{64}$/.test(code);
 }
 
 /** Case, spaces and dashes do not matter when a person types a recovery code back. */

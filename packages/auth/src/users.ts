@@ -8,6 +8,7 @@ import {
   generateRecoveryCodes,
   generateTotpSecret,
   hashRecoveryCode,
+  isRecoveryCodeShape,
   matchTotp,
   normaliseRecoveryCode,
   type TfaMode,
@@ -422,7 +423,9 @@ export class UserStore {
       }
       const hash = hashRecoveryCode(tfa.recoverySalt, code);
       const normalised = normaliseRecoveryCode(code);
-      const index = normalised.length === 16 ? tfa.recoveryHashes.findIndex((h) => constantTimeEqual(h, hash)) : -1;
+      const index = isRecoveryCodeShape(normalised)
+        ? tfa.recoveryHashes.findIndex((h) => constantTimeEqual(h, hash))
+        : -1;
       if (index >= 0) {
         result = { ok: true, method: "recovery" };
         const recoveryHashes = tfa.recoveryHashes.filter((_, i) => i !== index);

@@ -335,6 +335,7 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
         );
       }
       const { recoveryCodes } = await users.store.confirmTfa(name, code.trim().slice(0, 64));
+      users.forgetUser(name);
       await record(c, services, {
         action: "2fa",
         details: { change: "enabled", mode: account.tfaPending?.mode ?? null },
@@ -360,12 +361,14 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     if (mode === "disable") {
       await requireOtp(c, services, account, "turning off two-factor authentication");
       const user = await users.store.disableTfa(name);
+      users.forgetUser(name);
       if (account.tfa) await record(c, services, { action: "2fa", details: { change: "disabled" } });
       return json({ name, email: user.email ?? "", tfa: false, updated: user.updated });
     }
     if (account.tfa) {
       await requireOtp(c, services, account, "changing two-factor authentication");
       const user = await users.store.setTfaMode(name, mode);
+      users.forgetUser(name);
       await record(c, services, { action: "2fa", details: { change: "mode", mode } });
       return json({ name, email: user.email ?? "", tfa: { mode, pending: false }, updated: user.updated });
     }

@@ -97,6 +97,20 @@ export class UsersService {
 
   async changePassword(name: string, oldPassword: string, newPassword: string): Promise<void> {
     await this.store.changePassword(name, oldPassword, newPassword);
+    this.forgetUser(name);
+  }
+
+  /**
+   * Drops what this process remembers of an account (its profile behind cached token checks), so a
+   * change such as turning on 2FA applies to its next request here. Other processes see it within
+   * `tokenCacheMs`.
+   */
+  forgetUser(name: string): void {
+    this.tokens.forgetUser(name);
+    const lower = name.toLowerCase();
+    for (const [hash, entry] of this.verified) {
+      if (entry.record.user.toLowerCase() === lower) this.verified.delete(hash);
+    }
   }
 
   createToken(user: string, options: CreateTokenOptions = {}): Promise<{ token: string; record: TokenRecord }> {

@@ -18,6 +18,8 @@ export interface TestRegistryOptions {
   access?: PolicyConfig;
   /** Login back-off and rate-limit settings. */
   auth?: Omit<FwConfig["auth"], "signup">;
+  /** Any other config sections (publicUrl, trustedPublishing, trustProxy…), set as they are. */
+  extra?: Partial<FwConfig>;
 }
 
 export interface TestRegistry extends AsyncDisposable {
@@ -66,12 +68,15 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
   const dir = await mkdtemp(join(tmpdir(), "fw-e2e-storage-"));
   const storage = options.storage ?? fsDriver({ root: dir, fsync: false });
   const errors: string[] = [];
-  const running = await startRegistry(testConfig(dir, options), {
-    storage,
-    logger: collectingLogger(errors),
-    handleSignals: false,
-    ...(options.basePath && { basePath: options.basePath }),
-  });
+  const running = await startRegistry(
+    { ...testConfig(dir, options), ...options.extra },
+    {
+      storage,
+      logger: collectingLogger(errors),
+      handleSignals: false,
+      ...(options.basePath && { basePath: options.basePath }),
+    },
+  );
   await running.registry.ready;
   let closed: Promise<void> | undefined;
   const close = () => {
