@@ -12,7 +12,9 @@ import type { StorageDriver } from "@fw/storage-r2";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { FwConfig } from "./config/index.js";
+import { asCidr } from "./config/parse.js";
 import { DEFAULTS } from "./config/schema.js";
+import { proxyResolver } from "./config/uplinks.js";
 import type { AppEnv, Logger, RequestInfo, Services } from "./context.js";
 import { errorResponse, RegistryError } from "./http/errors.js";
 import { checkPassword } from "./routes/guard.js";
@@ -26,6 +28,7 @@ import { LoginService } from "./services/logins.js";
 import { PackagesService, packumentKey } from "./services/packages.js";
 import { SearchIndex } from "./services/search.js";
 import { type Identity, UsersService } from "./services/users.js";
+import { UplinkService } from "./uplinks/service.js";
 
 export interface RegistryDeps {
   /** The storage to use; built from `config.storage` by the Node entry when omitted there. */
@@ -88,8 +91,10 @@ async function authenticate(
  * X-Forwarded-For is believed only from the configured proxies: walking it from the right (the hop
  * nearest to us), the first address that is not a trusted proxy is the client.
  */
-function clientIpResolver(trusted: readonly string[] | undefined): Registry["clientIp"] {
-  if (!trusted || trusted.length === 0) return (socketAddress) => socketAddress;
+function clientIpResolver(proxies: readonly string[] | undefined): Registry["clientIp"] {
+  if (!proxies || proxies.length === 0) return (socketAddress) => socketAddress;
+  // Configs built in code may name single addresses; parsed ones are ranges already.
+  const trusted = proxies.map(asCidr);
   return (socketAddress, forwardedFor) => {
     if (!forwardedFor || !ipAllowed(socketAddress, trusted)) return socketAddress;
     const hops = forwardedFor
@@ -114,6 +119,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   // The config loader already cross-checked the policy; configs built in code are checked here.
   const policy = parsePolicy(config.access ?? {});
   const users = new UsersService(storage, { policy });
+  const background = new BackgroundTasks();
   const services: Services = {
     config,
     storage,
@@ -126,7 +132,15 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     packages: new PackagesService(storage, cache, search),
     logins: new LoginService(storage),
     audit: new AuditLog(storage),
-    background: new BackgroundTasks(),
+    background,
+    uplinks: new UplinkService({
+      storage,
+      hosted: cache,
+      uplinks: config.uplinks ?? {},
+      proxyFor: proxyResolver(policy.rules, config.proxy ?? {}),
+      logger,
+      track: (task) => background.track(task),
+    }),
     ...(config.trustedPublishing !== undefined && {
       trustedPublishing: new TrustedPublishing({
         config: parseTrustedPublishing(config.trustedPublishing, "trustedPublishing"),

@@ -2,10 +2,12 @@ import { resolve } from "node:path";
 import { checkCidrs, isAuthError, parsePolicy, parseTrustedPublishing } from "@fw/auth";
 import { parseSecretsPolicy } from "@fw/secrets";
 import bytes from "bytes";
+import ipaddr from "ipaddr.js";
 import type { z } from "zod";
 import { ConfigError } from "./errors.js";
 import { configFileSchema, DEFAULTS, type FwConfigInput } from "./schema.js";
 import type { ConfigIssue, FwConfig, StorageConfig } from "./types.js";
+import { checkProxy, normaliseUplinks, splitProxy } from "./uplinks.js";
 
 export interface ParseConfigOptions {
   /** Folder a relative `storage.path` is relative to: the config file's folder. Default: the working directory. */
@@ -80,6 +82,8 @@ function toBytes(size: number | string): number {
 
 function normalise(input: FwConfigInput, baseDir: string): FwConfig {
   const host = input.listen?.host ?? DEFAULTS.host;
+  // `proxy` lists live in the `packages` rules of the file but not in the policy, which rejects unknown keys.
+  const { packages, proxy } = input.packages === undefined ? {} : splitProxy(input.packages);
   return {
     // Node's listen() wants IPv6 addresses without the URL brackets.
     listen: { host: host.replace(/^\[(.*)\]$/, "$1"), port: input.listen?.port ?? DEFAULTS.port },
@@ -97,11 +101,11 @@ function normalise(input: FwConfigInput, baseDir: string): FwConfig {
     },
     limits: { maxBodySize: toBytes(input.limits?.maxBodySize ?? DEFAULTS.maxBodySize) },
     log: { level: input.log?.level ?? DEFAULTS.logLevel, format: input.log?.format ?? DEFAULTS.logFormat },
-    ...((input.roles ?? input.teams ?? input.packages) !== undefined && {
+    ...((input.roles ?? input.teams ?? packages) !== undefined && {
       access: {
         ...(input.roles !== undefined && { roles: input.roles }),
         ...(input.teams !== undefined && { teams: input.teams }),
-        ...(input.packages !== undefined && { packages: input.packages }),
+        ...(packages !== undefined && { packages }),
       },
     }),
     ...(input.secrets !== undefined && {
@@ -110,8 +114,18 @@ function normalise(input: FwConfigInput, baseDir: string): FwConfig {
         ...(input.secrets.vault !== undefined && { vault: resolve(baseDir, input.secrets.vault) }),
       },
     }),
-    ...(input.trustProxy !== undefined && { trustProxy: input.trustProxy }),
+    ...(input.trustProxy !== undefined && { trustProxy: input.trustProxy.map(asCidr) }),
+    ...(input.uplinks !== undefined && { uplinks: normaliseUplinks(input.uplinks) }),
+    ...(proxy !== undefined && Object.keys(proxy).length > 0 && { proxy }),
   };
+}
+
+/** "10.0.0.1" → "10.0.0.1/32" (and "::1" → "::1/128"): one address is a range of one. Anything else stays for the cross-check. */
+export function asCidr(entry: string): string {
+  const text = entry.trim();
+  if (text.includes("/")) return text;
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return `${text}/32`;
+  return ipaddr.IPv6.isValid(text) ? `${text}/128` : text;
 }
 
 /** The trusted publishing section checked by @fw/auth (issuer allow-list, publishers, limits), or an issue. */
@@ -141,6 +155,7 @@ function crossCheck(config: FwConfig): ConfigIssue[] {
   if (!Number.isSafeInteger(size) || size < 1) {
     issues.push({ path: "limits.maxBodySize", message: "expected a size of at least 1 byte and below 8 PB" });
   }
+  issues.push(...checkProxy(config.proxy, config.uplinks));
   if (config.access) {
     try {
       parsePolicy(config.access);
