@@ -1,8 +1,8 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** SHA-256 hex. Only for high-entropy secrets (tokens, recovery codes): a fast hash is safe for those. */
 export function sha256Hex(value: string): string {
-  return createHash("sha256").update(value).digest("hex");
+  return hash("sha256", value, "hex");
 }
 
 /**
@@ -10,8 +10,8 @@ export function sha256Hex(value: string): string {
  * do not leak either (timingSafeEqual needs equal lengths).
  */
 export function constantTimeEqual(a: string, b: string): boolean {
-  const x = createHash("sha256").update(a).digest();
-  const y = createHash("sha256").update(b).digest();
+  const x = hash("sha256", a, "buffer");
+  const y = hash("sha256", b, "buffer");
   return timingSafeEqual(x, y);
 }
 
