@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { ConfigOverrides } from "@fw/server";
 import { type CAC, type Command, cac } from "cac";
+import { registerRegistryClientCommands } from "./commands/registry/client-register.js";
 import { registerSecretsCommands } from "./commands/secrets/register.js";
 import { registerVersionCommands } from "./commands/version/register.js";
 import { CONFIG_FLAG, type Flags, last, text } from "./flags.js";
@@ -248,6 +249,7 @@ function createCli(): CAC {
       });
     });
 
+  registerRegistryClientCommands(cli);
   registerVersionCommands(cli);
   registerSecretsCommands(cli);
   return cli;

@@ -1,0 +1,106 @@
+import type { CAC, Command } from "cac";
+import { CONFIG_FLAG, type Flags, text } from "../../flags.js";
+
+/** The flags of every command that talks to a registry, read by `RegistryClient.create`. */
+function registryFlags(command: Command): Command {
+  return command
+    .option("--registry <url>", "Registry URL (default: FW_REGISTRY, else the fw config's publicUrl or listen address)")
+    .option("--token <token>", "Bearer token (default: FW_TOKEN, else the registry's _authToken in .npmrc)")
+    .option(...CONFIG_FLAG);
+}
+
+function client(flags: Flags): { registry?: string; token?: string; config?: string } {
+  const registry = text(flags.registry);
+  const token = text(flags.token);
+  const config = text(flags.config);
+  return {
+    ...(registry !== undefined && { registry }),
+    ...(token !== undefined && { token }),
+    ...(config !== undefined && { config }),
+  };
+}
+
+/**
+ * A flag's value exactly as typed. cac's parser (mri) turns values that look like numbers into
+ * numbers, which drops a one-time password's leading zeros ("012345" becomes 12345); the raw
+ * arguments cac keeps still have them.
+ */
+function typed(cli: CAC, flag: string): string | undefined {
+  let value: string | undefined;
+  for (let index = 0; index < cli.rawArgs.length; index++) {
+    const arg = cli.rawArgs[index] as string;
+    if (arg === "--") break;
+    if (arg === flag) value = cli.rawArgs[++index];
+    else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
+  }
+  return value;
+}
+
+/** Adds `fw registry publish|info|search|list`: the registry's client side, as npm users know it. */
+export function registerRegistryClientCommands(cli: CAC): void {
+  registryFlags(
+    cli.command("registry publish [path]", "Pack a folder like npm pack (files, .npmignore) and publish it"),
+  )
+    .option("--tag <tag>", "The dist-tag to set (default: publishConfig.tag, else latest)")
+    .option("--access <access>", "public or restricted (scoped packages; default: publishConfig.access)")
+    .option("--otp <code>", "One-time password from your authenticator app, for accounts with 2FA")
+    .option("--dry-run", "Pack and print what would be published, without publishing")
+    .option("--json", "Print JSON")
+    .example("  $ fw registry publish ./packages/web --tag next")
+    .example("  $ fw registry publish --dry-run")
+    .action(async (path: unknown, flags: Flags) => {
+      const { run } = await import("./publish.js");
+      await run({
+        ...client(flags),
+        path: text(path) ?? ".",
+        tag: text(flags.tag),
+        access: text(flags.access),
+        otp: text(flags.otp) === undefined ? undefined : typed(cli, "--otp"),
+        dryRun: flags.dryRun === true,
+        json: flags.json === true,
+      });
+    });
+
+  registryFlags(
+    cli.command(
+      "registry info <pkg>",
+      "Show a package like npm view: description, dist-tags, dependencies, maintainers, tarball (pkg@version or pkg@tag for another version)",
+    ),
+  )
+    .option("--json", "Print JSON")
+    .example("  $ fw registry info @acme/web@next")
+    .action(async (pkg: unknown, flags: Flags) => {
+      const { run } = await import("./info.js");
+      await run({ ...client(flags), pkg: String(pkg), json: flags.json === true });
+    });
+
+  registryFlags(
+    cli.command("registry search <...query>", "Search the registry's packages by name, description, keywords"),
+  )
+    .option("--limit <n>", "Most results, 1 to 250 (default 20)")
+    .option("--json", "Print JSON")
+    .example('  $ fw registry search "date format" --limit 5')
+    .action(async (query: unknown, flags: Flags) => {
+      const { run } = await import("./search.js");
+      const limit = text(flags.limit);
+      await run({
+        ...client(flags),
+        query: (Array.isArray(query) ? query : [query]).map(String).join(" "),
+        limit: limit === undefined ? undefined : Number(limit),
+        json: flags.json === true,
+      });
+    });
+
+  cli
+    .command(
+      "registry list",
+      "List the packages in the registry's storage: local (published here) and cached from uplinks; works with the registry stopped",
+    )
+    .option(...CONFIG_FLAG)
+    .option("--json", "Print JSON")
+    .action(async (flags: Flags) => {
+      const { run } = await import("./list.js");
+      const config = text(flags.config);
+      await run({ ...(config !== undefined && { config }), json: flags.json === true });
+    });
+}
