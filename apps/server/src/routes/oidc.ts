@@ -21,12 +21,8 @@ export function oidcRoutes(app: Hono<AppEnv>, services: Services): void {
         throw new RegistryError("E_NOT_FOUND", "trusted publishing is not configured on this registry");
       }
       limitAuthRequests(c, services);
-      let pkg: string;
-      try {
-        pkg = decodeURIComponent(c.req.param("name"));
-      } catch {
-        throw new RegistryError("E_INVALID_NAME", "invalid package name");
-      }
+      // Already percent-decoded by Hono: "@acme%2fweb" arrives as "@acme/web".
+      const pkg = c.req.param("name");
       assertReadableName(pkg);
       const idToken = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
       if (!idToken) throw new RegistryError("E_UNAUTHORIZED", "send the CI's OIDC ID token as the bearer token");

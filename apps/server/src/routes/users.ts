@@ -170,9 +170,11 @@ async function requireOtp(c: AppContext, services: Services, user: User, what: s
 export function userRoutes(app: Hono<AppEnv>, services: Services): void {
   const { users, logins, config } = services;
 
+  // Hono hands over path parameters already percent-decoded: decoding them again would turn a literal
+  // "%" into an error and "%2525" into "%".
   // `npm adduser` / legacy `npm login`: see npm-profile's loginCouch/adduserCouch.
   app.put("/-/user/:id{org\\.couchdb\\.user:.+}", async (c) => {
-    const name = decodeURIComponent(c.req.param("id")).slice("org.couchdb.user:".length);
+    const name = c.req.param("id").slice("org.couchdb.user:".length);
     const body = await readJsonBody(c);
     if (!isObject(body) || typeof body.password !== "string") {
       throw new RegistryError("E_BAD_REQUEST", "expected a JSON body with name and password");
@@ -207,7 +209,7 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
 
   // `npm owner add` checks that the user exists through this document.
   app.get("/-/user/:id{org\\.couchdb\\.user:.+}", async (c) => {
-    const name = decodeURIComponent(c.req.param("id")).slice("org.couchdb.user:".length);
+    const name = c.req.param("id").slice("org.couchdb.user:".length);
     const user = await users.getUser(name);
     if (!user) throw new RegistryError("E_NOT_FOUND", `user "${name.slice(0, 64)}" not found`);
     return json({ _id: `org.couchdb.user:${user.name}`, name: user.name, ...(user.email && { email: user.email }) });
@@ -217,7 +219,7 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
 
   app.delete("/-/user/token/:token", async (c) => {
     const who = requireUser(c);
-    const revoked = await users.revokeTokenValue(decodeURIComponent(c.req.param("token")));
+    const revoked = await users.revokeTokenValue(c.req.param("token"));
     await record(c, services, { action: "logout", details: { revoked, ...(who.tokenKey && { key: who.tokenKey }) } });
     return json({ ok: true });
   });
@@ -452,7 +454,7 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
   app.delete("/-/npm/v1/tokens/token/:key", async (c) => {
     const who = requireUser(c);
     if (who.readonly) throw new RegistryError("E_FORBIDDEN", "a read-only token cannot revoke tokens");
-    const revoked = await users.revokeToken(who.name, decodeURIComponent(c.req.param("key")));
+    const revoked = await users.revokeToken(who.name, c.req.param("key"));
     await record(c, services, { action: "token.revoke", details: { revokedKey: revoked.key } });
     return new Response(null, { status: 204 });
   });
