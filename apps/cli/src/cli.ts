@@ -250,6 +250,28 @@ function createCli(): CAC {
     });
 
   registerRegistryClientCommands(cli);
+  cli
+    .command("registry stats", "Packages, versions, storage use and the largest packages, read from storage")
+    .option(...CONFIG_FLAG)
+    .option("--top <n>", "How many packages to list (default 10)")
+    .option("--by <what>", "Rank packages by size or versions (default size)")
+    .option("--json", "Print JSON")
+    .action(async (flags: Flags) => {
+      const { run } = await import("./commands/registry/stats.js");
+      await run({ ...storeFlags(flags), top: text(flags.top), by: text(flags.by) });
+    });
+
+  cli
+    .command("registry gc", "List tarballs and attestations no packument references; --apply deletes them")
+    .option(...CONFIG_FLAG)
+    .option("--apply", "Delete them (default: a dry run that only lists them)")
+    .option("--grace <duration>", "Leave objects younger than this, e.g. 30m, 2h, 1d (default 10m, as the server)")
+    .option("--json", "Print JSON")
+    .action(async (flags: Flags) => {
+      const { run } = await import("./commands/registry/gc.js");
+      await run({ ...storeFlags(flags), apply: flags.apply === true, grace: text(flags.grace) });
+    });
+
   registerVersionCommands(cli);
   registerSecretsCommands(cli);
   return cli;

@@ -7,3 +7,12 @@ export {
   startRegistry,
   storageFromConfig,
 } from "./adapters/node.js";
+export {
+  collectGarbage,
+  DEFAULT_GC_GRACE_MS,
+  type GcOptions,
+  type GcReport,
+  type Orphan,
+  type OrphanKind,
+  type SkippedOrphan,
+} from "./services/gc.js";

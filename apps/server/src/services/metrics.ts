@@ -1,0 +1,274 @@
+import { isStorageError, type StorageDriver } from "@fw/storage-r2";
+import type { MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { AppEnv } from "../context.js";
+import { parsePackagePath } from "../npm/names.js";
+
+/** How a packument lookup was answered: from memory, from memory after a HEAD, or by reading storage. */
+export type CacheLookup = "hit" | "revalidated" | "miss";
+
+export interface MetricsOptions {
+  /**
+   * Also export Node's process metrics (CPU, memory, event-loop lag, GC) as `fw_process_*` and
+   * `fw_nodejs_*`. They start an event-loop monitor and a GC observer that live as long as the
+   * process, so turn them on once per process (the Node entry), not for every registry a test builds.
+   * Default false.
+   */
+  processMetrics?: boolean;
+}
+
+/**
+ * Latency buckets in seconds: cached packument reads take well under a millisecond, publishes of large
+ * tarballs to a remote bucket several seconds.
+ */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const METHODS = new Set(["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"]);
+
+/** The route label of the package URLs (`/<name>…`), which Hono sees as one wildcard route. */
+const PACKAGE_ROUTES = {
+  packument: "/:package",
+  version: "/:package/:version",
+  tarball: "/:package/-/:tarball",
+  revision: "/:package/-rev/:rev",
+  "tarball-revision": "/:package/-/:tarball/-rev/:rev",
+} as const;
+/** The label of requests no route answered (Hono's not-found handler). */
+export const UNMATCHED_ROUTE = "unmatched";
+/** The label of package-shaped URLs with a name or file that is not valid. */
+export const INVALID_PACKAGE_ROUTE = "/:package (invalid)";
+
+function methodLabel(method: string): string {
+  const upper = method.toUpperCase();
+  return METHODS.has(upper) ? upper : "OTHER";
+}
+
+/**
+ * The route a package URL addresses, as a pattern: raw paths would give every package and version a
+ * time series of its own.
+ */
+export function packageRouteLabel(path: string): string {
+  try {
+    const parsed = parsePackagePath(path || "/");
+    return parsed ? PACKAGE_ROUTES[parsed.target.kind] : UNMATCHED_ROUTE;
+  } catch {
+    return INVALID_PACKAGE_ROUTE;
+  }
+}
+
+/**
+ * What kind of document a storage key holds, for the CAS and error labels. Keys are built by fw's own
+ * code, so the first segment is one of a few known words; anything else is "other".
+ */
+export function keyFamily(key: string): string {
+  if (key.startsWith("packages/")) {
+    if (key.endsWith("/packument.json")) return "packument";
+    if (key.includes("/-/")) return "tarball";
+    if (key.includes("/attestations/")) return "attestation";
+    return "package-other";
+  }
+  const first = key.slice(0, key.indexOf("/"));
+  switch (first) {
+    case "users":
+    case "tokens":
+    case "logins":
+    case "audit":
+    case "oidc":
+      return first;
+    case "auth":
+      return key.startsWith("auth/backoff/") ? "backoff" : "auth";
+    default:
+      return "other";
+  }
+}
+
+/**
+ * The registry's Prometheus instruments, in a registry of their own so that several fw registries in
+ * one process (tests, embedding) never share or collide on metric names.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  /** Responses by method, route pattern and status; the Node fast path counts its own through `observeFastRead`. */
+  readonly requests: Counter<"method" | "route" | "status">;
+  /** Time to the response's headers (a streamed tarball body may take longer), by method and route pattern. */
+  readonly duration: Histogram<"method" | "route">;
+  readonly cacheLookups: Counter<"result">;
+  /** Conditional writes of documents refused because another writer changed them first (each is retried). */
+  readonly casRetries: Counter<"document">;
+  /** Storage calls that failed, other than refused conditional writes (those are the CAS retries). */
+  readonly storageErrors: Counter<"operation" | "code">;
+  readonly storageDuration: Histogram<"operation">;
+  /** Failed calls to upstream registries (proxying, import), by upstream name and reason. */
+  readonly upstreamErrors: Counter<"upstream" | "reason">;
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: "fw_http_requests_total",
+      help: "HTTP responses by method, route pattern and status code.",
+      labelNames: ["method", "route", "status"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "fw_http_request_duration_seconds",
+      help: "Time from receiving a request to its response headers, by method and route pattern.",
+      labelNames: ["method", "route"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.cacheLookups = new Counter({
+      name: "fw_packument_cache_lookups_total",
+      help: "Packument cache lookups: hit (memory), revalidated (memory after a storage HEAD), miss (storage read).",
+      labelNames: ["result"],
+      registers,
+    });
+    const lookups = this.cacheLookups;
+    new Gauge({
+      name: "fw_packument_cache_hit_ratio",
+      help: "Share of packument lookups answered from memory (hit or revalidated) since the process started.",
+      registers,
+      async collect() {
+        const { values } = await lookups.get();
+        let served = 0;
+        let total = 0;
+        for (const { labels, value } of values) {
+          total += value;
+          if (labels.result !== "miss") served += value;
+        }
+        this.set(total === 0 ? 0 : served / total);
+      },
+    });
+    this.casRetries = new Counter({
+      name: "fw_cas_retries_total",
+      help: "Compare-and-swap writes refused because the document changed since it was read; each is retried.",
+      labelNames: ["document"],
+      registers,
+    });
+    this.storageErrors = new Counter({
+      name: "fw_storage_errors_total",
+      help: "Storage calls that failed, by operation and storage error code.",
+      labelNames: ["operation", "code"],
+      registers,
+    });
+    this.storageDuration = new Histogram({
+      name: "fw_storage_operation_duration_seconds",
+      help: "Storage call latency by operation (for streams, until the body starts).",
+      labelNames: ["operation"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.upstreamErrors = new Counter({
+      name: "fw_upstream_errors_total",
+      help: "Failed calls to upstream registries, by upstream and reason.",
+      labelNames: ["upstream", "reason"],
+      registers,
+    });
+    for (const result of ["hit", "revalidated", "miss"] as const) this.cacheLookups.inc({ result }, 0);
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: "fw_" });
+  }
+
+  /** The exposition text and its Content-Type, for `GET /-/metrics`. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** Counts one response. `seconds` is the time to its headers. */
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    const m = methodLabel(method);
+    this.requests.inc({ method: m, route, status: String(status) });
+    this.duration.observe({ method: m, route }, seconds);
+  }
+
+  /**
+   * For adapters that answer cached packument GETs without the Hono app (the Node listener's
+   * `registry.fastRead`): counts the response under the same route as the full path would.
+   */
+  observeFastRead(method: string, status: number, seconds: number): void {
+    this.observeRequest(method, PACKAGE_ROUTES.packument, status, seconds);
+  }
+
+  cacheLookup(result: CacheLookup): void {
+    this.cacheLookups.inc({ result });
+  }
+
+  upstreamError(upstream: string, reason: string): void {
+    this.upstreamErrors.inc({ upstream, reason });
+  }
+
+  /**
+   * Hono middleware that times and counts every request. Register it first, before authentication,
+   * so that refusals (401, 413…) are counted too: Hono turns errors thrown further down into the
+   * `onError` response before this middleware sees the result.
+   */
+  middleware(options: { basePath?: string } = {}): MiddlewareHandler<AppEnv> {
+    const basePath = (options.basePath ?? "").replace(/\/+$/, "");
+    return async (c, next) => {
+      const started = performance.now();
+      try {
+        await next();
+      } finally {
+        const seconds = (performance.now() - started) / 1000;
+        this.observeRequest(c.req.method, routeLabel(c, basePath), c.res.status, seconds);
+      }
+    };
+  }
+
+  /**
+   * Wraps a storage driver to time its calls, count its failures and count refused compare-and-swap
+   * writes (conditional puts of documents: packuments, users, tokens…). A refused create-only write
+   * of a tarball is a publish race, not a CAS retry, and is not counted.
+   */
+  instrumentStorage(storage: StorageDriver): StorageDriver {
+    const time = async <T>(operation: string, key: string | undefined, call: () => Promise<T>): Promise<T> => {
+      const started = performance.now();
+      try {
+        return await call();
+      } catch (error) {
+        if (isStorageError(error, "E_PRECONDITION")) {
+          if (operation === "put" && key !== undefined && keyFamily(key) !== "tarball")
+            this.casRetries.inc({ document: keyFamily(key) });
+        } else {
+          this.storageErrors.inc({ operation, code: isStorageError(error) ? error.code : "E_UNKNOWN" });
+        }
+        throw error;
+      } finally {
+        this.storageDuration.observe({ operation }, (performance.now() - started) / 1000);
+      }
+    };
+    const wrapped: StorageDriver = {
+      name: storage.name,
+      head: (key, options) => time("head", key, () => storage.head(key, options)),
+      get: (key, options) => time("get", key, () => storage.get(key, options)),
+      stream: (key, options) => time("stream", key, () => storage.stream(key, options)),
+      put: (key, body, options) => time("put", key, () => storage.put(key, body, options)),
+      delete: (key, options) => time("delete", key, () => storage.delete(key, options)),
+      list: (options) => time("list", undefined, () => storage.list(options)),
+    };
+    if (storage.dispose) {
+      const dispose = storage.dispose.bind(storage);
+      wrapped.dispose = () => dispose();
+    }
+    return wrapped;
+  }
+}
+
+/**
+ * The route pattern that answered: the first matched handler with a real path (not a middleware,
+ * not the package wildcard) — the app's routes never fall through to another one — else the package
+ * route the path addresses, else "unmatched".
+ */
+function routeLabel(c: Parameters<MiddlewareHandler<AppEnv>>[0], basePath: string): string {
+  let wildcard = false;
+  for (const route of matchedRoutes(c)) {
+    if (route.method === "ALL") continue;
+    if (route.path.endsWith("*")) {
+      wildcard = true;
+      continue;
+    }
+    const path = basePath && route.path.startsWith(basePath) ? route.path.slice(basePath.length) : route.path;
+    return path || "/";
+  }
+  if (!wildcard) return UNMATCHED_ROUTE;
+  const path = c.req.path;
+  return packageRouteLabel(basePath && path.startsWith(basePath) ? path.slice(basePath.length) : path);
+}
