@@ -6,7 +6,9 @@ import { createHash, randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { s3Driver } from "@fw/storage-r2/s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectGarbage } from "../../src/services/gc.js";
 import { addUser } from "../helpers/clients.js";
 import { publishBody } from "../helpers/packages.js";
 import { type Replica, rgwStorage, startReplica } from "../helpers/replicas.js";
@@ -59,6 +61,19 @@ async function expectIntact(replicas: Replica[], doc: Packument): Promise<void> 
     return integrity === manifest.dist.integrity ? undefined : `${version}: integrity mismatch`;
   });
   expect(bad.filter(Boolean)).toEqual([]);
+}
+
+/** A driver on the same bucket and prefix as the replicas, for looking at what they stored. */
+function s3DriverFor(storage: Record<string, unknown>) {
+  const text = (key: string) => String(storage[key]);
+  return s3Driver({
+    endpoint: text("endpoint"),
+    bucket: text("bucket"),
+    region: text("region"),
+    forcePathStyle: true,
+    credentials: { accessKeyId: text("accessKeyId"), secretAccessKey: text("secretAccessKey") },
+    prefix: text("prefix"),
+  });
 }
 
 /** A read on another replica may be up to its revalidation interval (1 s) old. */
@@ -186,6 +201,25 @@ describe("kill -9 during publishes", () => {
       const missing = [...acknowledged].filter((version) => !doc.versions[version]);
       expect(missing, `acknowledged versions missing on ${replica.url}`).toEqual([]);
     }
-    await expectIntact(replicas, await packument(replicas[0] as Replica, "fleet-crash"));
+    const doc = await packument(replicas[0] as Replica, "fleet-crash");
+    await expectIntact(replicas, doc);
+
+    // Tarballs of publishes killed before their document changed are left behind: gc finds exactly
+    // those (every stored tarball the document does not reference), and then removes them.
+    const driver = s3DriverFor(storage);
+    const referenced = new Set(
+      Object.values(doc.versions).map(
+        (v) => `packages/fleet-crash/-/${new URL(v.dist.tarball).pathname.split("/").pop()}`,
+      ),
+    );
+    const stored = (await driver.list({ prefix: "packages/fleet-crash/-/" })).objects.map((o) => o.key);
+    const orphans = stored.filter((key) => !referenced.has(key)).sort();
+    for (const key of orphans) expect(acknowledged.has(key.replace(/^.*fleet-crash-(.*)\.tgz$/, "$1"))).toBe(false);
+    const dry = await collectGarbage(driver, { graceMs: 0 });
+    expect(dry.orphans.map((o) => o.key).sort()).toEqual(orphans);
+    const applied = await collectGarbage(driver, { graceMs: 0, apply: true, settleMs: 0 });
+    expect(applied.deleted.map((o) => o.key).sort()).toEqual(orphans);
+    expect((await driver.list({ prefix: "packages/fleet-crash/-/" })).objects).toHaveLength(referenced.size);
+    await driver.dispose?.();
   });
 });
