@@ -95,11 +95,15 @@ export function assertVersion(version: unknown): string {
   return version;
 }
 
+/** Names every plain object inherits: as tags they would read as existing on any document. */
+const INHERITED = new Set(Object.getOwnPropertyNames(Object.prototype));
+
 export function assertTagName(tag: string): void {
   // A tag that parses as a version range would shadow versions in `npm install pkg@<tag>`.
   if (!/^[A-Za-z0-9._-]{1,100}$/.test(tag) || semver.validRange(tag) !== null) {
     throw new RegistryError("E_BAD_REQUEST", `invalid dist-tag "${truncate(tag)}": tags must not be version ranges`);
   }
+  if (INHERITED.has(tag)) throw new RegistryError("E_BAD_REQUEST", `invalid dist-tag "${tag}": a reserved word`);
 }
 
 /** `@scope/name` → `name`: the file name part of tarballs. */

@@ -38,6 +38,14 @@ function requireWriter(identity: Identity | undefined, name: string): Identity {
   return identity;
 }
 
+/**
+ * `record[key]` when `key` is the record's own: versions and tags are named by clients, and a name like
+ * `__proto__` or `constructor` must not reach what every object inherits.
+ */
+export function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 /** Admins (from the profile or the policy's roles) manage every package, as the route's policy check allowed. */
 function isMaintainer(doc: Packument, user: Identity): boolean {
   return user.principal.admin || doc.maintainers.some((m) => m.name === user.name);
@@ -254,7 +262,7 @@ export class PackagesService {
     if (doc.maintainers.length > 0 && !isMaintainer(doc, user) && !isTrustedPublisher(user)) {
       throw new RegistryError("E_FORBIDDEN", `you are not a maintainer of "${doc.name}", so you cannot publish it`);
     }
-    if (doc.versions[version]) {
+    if (own(doc.versions, version)) {
       throw new RegistryError(
         "E_VERSION_EXISTS",
         `cannot publish over the previously published version ${doc.name}@${version}`,
@@ -357,7 +365,7 @@ export class PackagesService {
 
       if (isObject(body.versions)) {
         const incoming = body.versions;
-        const removed = Object.keys(current.versions).filter((v) => !(v in incoming));
+        const removed = Object.keys(current.versions).filter((v) => !Object.hasOwn(incoming, v));
         if (removed.length > 0) {
           requireMaintainer(current, user, "unpublish versions");
           if (clientRev !== current._rev) {
@@ -373,7 +381,7 @@ export class PackagesService {
           changed = true;
         }
         for (const [v, manifest] of Object.entries(incoming)) {
-          const stored = next.versions[v];
+          const stored = own(next.versions, v);
           if (!stored || !isObject(manifest)) continue;
           const wanted =
             typeof manifest.deprecated === "string" && manifest.deprecated !== "" ? manifest.deprecated : undefined;
@@ -427,12 +435,12 @@ export class PackagesService {
         const wanted = body["dist-tags"] as Record<string, unknown>;
         const tagsChanged =
           Object.keys(wanted).length !== Object.keys(current["dist-tags"]).length ||
-          Object.entries(wanted).some(([t, v]) => current["dist-tags"][t] !== v);
+          Object.entries(wanted).some(([t, v]) => own(current["dist-tags"], t) !== v);
         if (tagsChanged) {
           requireMaintainer(current, user, "change its dist-tags");
           const tags: Record<string, string> = {};
           for (const [tag, v] of Object.entries(wanted)) {
-            if (typeof v !== "string" || !next.versions[v]) continue;
+            if (typeof v !== "string" || !own(next.versions, v)) continue;
             assertTagName(tag);
             tags[tag] = v;
           }
@@ -443,7 +451,7 @@ export class PackagesService {
 
       if (!changed) return undefined;
       // Tags may not point at versions that are gone; `latest` falls back to the highest stable.
-      for (const [tag, v] of Object.entries(next["dist-tags"])) if (!next.versions[v]) delete next["dist-tags"][tag];
+      for (const [tag, v] of Object.entries(next["dist-tags"])) if (!own(next.versions, v)) delete next["dist-tags"][tag];
       if (Object.keys(next.versions).length === 0) {
         next._fwUnpublished = {
           time: new Date().toISOString(),
@@ -546,9 +554,9 @@ export class PackagesService {
       if (!current || Object.keys(current.versions).length === 0)
         throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
       requireMaintainer(current, user, "change its dist-tags");
-      if (!current.versions[version])
+      if (!own(current.versions, version))
         throw new RegistryError("E_NOT_FOUND", `version ${truncate(version)} of "${name}" not found`);
-      if (current["dist-tags"][tag] === version) return undefined;
+      if (own(current["dist-tags"], tag) === version) return undefined;
       return {
         ...current,
         "dist-tags": { ...current["dist-tags"], [tag]: version },
@@ -566,7 +574,7 @@ export class PackagesService {
       if (!current || Object.keys(current.versions).length === 0)
         throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
       requireMaintainer(current, user, "change its dist-tags");
-      if (!(tag in current["dist-tags"]))
+      if (!Object.hasOwn(current["dist-tags"], tag))
         throw new RegistryError("E_NOT_FOUND", `dist-tag "${truncate(tag)}" not found`);
       const tags = { ...current["dist-tags"] };
       delete tags[tag];
