@@ -249,6 +249,44 @@ function createCli(): CAC {
       });
     });
 
+  cli
+    .command(
+      "registry import verdaccio",
+      "Import a Verdaccio registry: config, htpasswd users and storage (exit code 1 when anything could not be imported)",
+    )
+    .option("--config <file>", "Verdaccio's config.yaml")
+    .option("--storage <dir>", "Verdaccio's storage folder (default: the config's storage)")
+    .option("--htpasswd <file>", "Verdaccio's htpasswd file (default: the config's auth.htpasswd.file)")
+    .option(
+      "--out <file>",
+      "fw config to write (default: ./fw.config.json5; packages and users go to ./storage beside it)",
+    )
+    .option("--into <file>", "Import into the storage of this existing fw config instead")
+    .option(
+      "--owners <users>",
+      "Comma-separated owners of packages whose storage records none (default: who may publish them)",
+    )
+    .option("--force", "Overwrite the --out file")
+    .option("--dry-run", "Check everything and print the report; write nothing")
+    .option("--json", "Print the report as JSON")
+    .example(
+      "  $ fw registry import verdaccio --config /etc/verdaccio/config.yaml --storage /var/lib/verdaccio/storage",
+    )
+    .action(async (flags: Flags) => {
+      const { run } = await import("./commands/registry/import.js");
+      await run({
+        config: text(flags.config),
+        storage: text(flags.storage),
+        htpasswd: text(flags.htpasswd),
+        out: text(flags.out),
+        into: text(flags.into),
+        owners: text(flags.owners),
+        force: flags.force === true,
+        dryRun: flags.dryRun === true,
+        json: flags.json === true,
+      });
+    });
+
   registerRegistryClientCommands(cli);
   cli
     .command("registry stats", "Packages, versions, storage use and the largest packages, read from storage")

@@ -7,6 +7,7 @@ export {
   startRegistry,
   storageFromConfig,
 } from "./adapters/node.js";
+export * from "./import/index.js";
 export {
   collectGarbage,
   DEFAULT_GC_GRACE_MS,

@@ -57,7 +57,16 @@ export {
   trustedPublishingJsonSchema,
   type VerifiedIdToken,
 } from "./oidc.js";
-export { hashPassword, needsRehash, passwordProblem, SCRYPT_PARAMS, verifyPassword } from "./passwords.js";
+export {
+  BCRYPT_MAX_COST,
+  hashPassword,
+  identifyHash,
+  needsRehash,
+  type PasswordScheme,
+  passwordProblem,
+  SCRYPT_PARAMS,
+  verifyPassword,
+} from "./passwords.js";
 export {
   ACTIONS,
   type Action,
@@ -115,6 +124,7 @@ export {
   assertUsername,
   type CreateUserOptions,
   type DueItem,
+  type ImportUserOptions,
   isValidUsername,
   type PublicProfile,
   passwordExpiry,

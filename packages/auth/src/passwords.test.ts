@@ -1,6 +1,6 @@
 import { randomBytes, scryptSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { hashPassword, needsRehash, passwordProblem, verifyPassword } from "./passwords.js";
+import { hashPassword, identifyHash, needsRehash, passwordProblem, verifyPassword } from "./passwords.js";
 
 /** A hash in the exact format apps/server writes, made independently of this module. */
 function legacyHash(password: string, N: number): string {
@@ -46,5 +46,59 @@ describe("passwords", () => {
     expect(passwordProblem("short")).toMatch(/8 to 1024 characters/);
     expect(passwordProblem(42)).toMatch(/string/);
     expect(passwordProblem("long enough")).toBeUndefined();
+  });
+
+  describe("legacy htpasswd hashes", () => {
+    // Known answers made by other implementations: OpenWall's crypt_blowfish test vector; `openssl passwd
+    // -apr1` and `-1`; perl's crypt (the C library's DES crypt); `openssl dgst -sha1 | base64`.
+    const vectors = [
+      { scheme: "bcrypt", password: "U*U", hash: "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW" },
+      { scheme: "bcrypt", password: "U*U", hash: "$2y$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW" },
+      { scheme: "bcrypt", password: "U*U", hash: "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW" },
+      { scheme: "apr1", password: "correct horse", hash: "$apr1$Wq3bRn5x$9Z9YOxi3iW9Wwr3YQdz7G0" },
+      { scheme: "md5-crypt", password: "correct horse", hash: "$1$8nJd2KqZ$jWStH9.4gEleVqKn63J5e1" },
+      { scheme: "des-crypt", password: "correct", hash: "Xy4gtfNOUBGtk" },
+      { scheme: "sha1", password: "correct horse", hash: "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=" },
+    ] as const;
+
+    it.each(vectors)("verifies $scheme $hash and marks it for replacement", async ({ scheme, password, hash }) => {
+      expect(identifyHash(hash)).toEqual({ scheme });
+      expect(await verifyPassword(password, hash)).toBe(true);
+      expect(await verifyPassword(`${password}!`, hash)).toBe(false);
+      expect(await verifyPassword("", hash)).toBe(false);
+      expect(needsRehash(hash)).toBe(true);
+    });
+
+    it("uses only the first 8 characters of a DES crypt password, as crypt(3) does", async () => {
+      // perl -e 'print crypt("correct horse", "Xy")'
+      expect(await verifyPassword("correct horse", "XylJt/8b2k7dE")).toBe(true);
+      expect(await verifyPassword("correct battery", "XylJt/8b2k7dE")).toBe(true);
+    });
+
+    it("names what it cannot verify instead of guessing", () => {
+      expect(identifyHash("{PLAIN}secret")).toMatchObject({
+        scheme: null,
+        reason: expect.stringMatching(/plain-text/),
+      });
+      expect(identifyHash("$6$salt$abc")).toEqual({ scheme: null, reason: "unsupported hash type $6$" });
+      expect(identifyHash("$2a$31$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW")).toEqual({
+        scheme: null,
+        reason: "bcrypt cost 31 is outside 4–15",
+      });
+      expect(identifyHash("{SSHA}abc")).toEqual({ scheme: null, reason: "unsupported hash type {SSHA}" });
+      expect(identifyHash("nonsense")).toEqual({ scheme: null, reason: "unrecognised hash format" });
+    });
+
+    it("never matches hostile or truncated legacy hashes", async () => {
+      for (const stored of [
+        "$2a$31$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+        "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOe",
+        "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A",
+        "$apr1$Wq3bRn5x$",
+        "{PLAIN}U*U",
+      ]) {
+        expect(await verifyPassword("U*U", stored)).toBe(false);
+      }
+    });
   });
 });

@@ -1,4 +1,5 @@
-import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { createRequire } from "node:module";
 
 /**
  * scrypt parameters for new hashes: N=2^15, r=8, p=1 (32 MiB, tens of ms) — OWASP's recommended
@@ -57,15 +58,112 @@ function parse(stored: string): Parsed | null {
   return parsed.key.length >= 16 && parsed.key.length <= 64 ? parsed : null;
 }
 
-/** Whether `password` matches `stored`. Malformed hashes never match (and never throw). */
+/**
+ * How a stored hash was made. `scrypt` is what fw writes; the others are the htpasswd formats an
+ * imported Verdaccio (or Apache) user may still carry — bcrypt, `{SHA}` (base64 SHA-1), Apache's
+ * `$apr1$` and the `$1$` MD5-crypt, and traditional DES crypt(3) — until their first login replaces them.
+ */
+export type PasswordScheme = "scrypt" | "bcrypt" | "sha1" | "apr1" | "md5-crypt" | "des-crypt";
+
+/** bcrypt costs above this are refused rather than run: each step doubles the work (15 ≈ 2 s in JavaScript). */
+export const BCRYPT_MAX_COST = 15;
+
+const BCRYPT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
+const SHA1 = /^\{SHA\}[A-Za-z0-9+/]{27}=$/;
+const MD5_CRYPT = /^\$(apr1|1)\$[./0-9A-Za-z]{1,8}\$[./0-9A-Za-z]{22}$/;
+// Verdaccio salts DES hashes with base64, so the two salt characters may be "+" as well.
+const DES_CRYPT = /^[./0-9A-Za-z+]{2}[./0-9A-Za-z]{11}$/;
+
+/** The scheme of a stored hash fw can verify, or why it cannot (an unknown format, or unsafe parameters). */
+export function identifyHash(stored: string): { scheme: PasswordScheme } | { scheme: null; reason: string } {
+  if (stored.startsWith("scrypt$")) {
+    return parse(stored)
+      ? { scheme: "scrypt" }
+      : { scheme: null, reason: "malformed scrypt hash or parameters out of range" };
+  }
+  const bcryptMatch = BCRYPT.exec(stored);
+  if (bcryptMatch) {
+    const cost = Number(bcryptMatch[1]);
+    return cost >= 4 && cost <= BCRYPT_MAX_COST
+      ? { scheme: "bcrypt" }
+      : { scheme: null, reason: `bcrypt cost ${cost} is outside 4–${BCRYPT_MAX_COST}` };
+  }
+  if (SHA1.test(stored)) return { scheme: "sha1" };
+  const md5Match = MD5_CRYPT.exec(stored);
+  if (md5Match) return { scheme: md5Match[1] === "apr1" ? "apr1" : "md5-crypt" };
+  if (DES_CRYPT.test(stored)) return { scheme: "des-crypt" };
+  if (stored.startsWith("{PLAIN}"))
+    return { scheme: null, reason: "a plain-text password is never stored; hash it first" };
+  const prefix = /^(\$[^$]{1,10}\$|\{[A-Z0-9-]{1,10}\})/.exec(stored)?.[0];
+  return { scheme: null, reason: prefix ? `unsupported hash type ${prefix}` : "unrecognised hash format" };
+}
+
+/**
+ * CommonJS libraries, loaded when a hash needs them. Both export one function (key, salt) → hash;
+ * apache-md5's declarations describe an ES default export it does not have, and unix-crypt-td-js has none.
+ */
+const require = createRequire(import.meta.url);
+type Crypt = (password: string, salt: string) => string;
+let aprMd5: Crypt | undefined;
+let desCrypt: Crypt | undefined;
+
+/** Equal-length strings compared in constant time; different lengths are simply unequal. */
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a, "utf8");
+  const y = Buffer.from(b, "utf8");
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+async function verifyLegacy(password: string, stored: string, scheme: Exclude<PasswordScheme, "scrypt">) {
+  switch (scheme) {
+    case "bcrypt": {
+      const { default: bcrypt } = await import("bcryptjs");
+      return bcrypt.compare(password, stored);
+    }
+    case "sha1": {
+      const actual = createHash("sha1").update(password, "utf8").digest();
+      const expected = Buffer.from(stored.slice("{SHA}".length), "base64");
+      return expected.length === actual.length && timingSafeEqual(actual, expected);
+    }
+    case "apr1":
+    case "md5-crypt":
+      aprMd5 ??= require("apache-md5") as Crypt;
+      return sameText(aprMd5(password, stored), stored);
+    case "des-crypt":
+      desCrypt ??= require("unix-crypt-td-js") as Crypt;
+      return sameText(desCrypt(password, stored.slice(0, 2)), stored);
+  }
+}
+
+/** A fixed salt for the padding derivation below; its output is thrown away. */
+const PADDING_SALT = Buffer.alloc(16);
+
+/**
+ * Whether `password` matches `stored` (any scheme `identifyHash` accepts). Malformed hashes never
+ * match (and never throw). Legacy hashes are much cheaper than scrypt, so checking one also runs an
+ * scrypt derivation: an account's answer then takes no less time than an unknown user's, whose
+ * password is checked against a dummy scrypt hash.
+ */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  const parsed = parse(stored);
-  if (!parsed) return false;
+  const { scheme } = identifyHash(stored);
+  if (scheme === null) return false;
+  if (scheme !== "scrypt") {
+    const { N, r, p, keylen } = SCRYPT_PARAMS;
+    const [matches] = await Promise.all([
+      verifyLegacy(password, stored, scheme).catch(() => false),
+      derive(password, PADDING_SALT, keylen, { N, r, p }),
+    ]);
+    return matches;
+  }
+  const parsed = parse(stored) as Parsed;
   const actual = await derive(password, parsed.salt, parsed.key.length, parsed);
   return timingSafeEqual(actual, parsed.key);
 }
 
-/** Whether a hash that verified was made with weaker parameters than today's, so it should be replaced. */
+/**
+ * Whether a hash that verified should be replaced by a new scrypt hash of the same password: legacy
+ * (imported) hashes always, scrypt ones made with weaker parameters than today's.
+ */
 export function needsRehash(stored: string): boolean {
   const parsed = parse(stored);
   if (!parsed) return true;

@@ -198,3 +198,54 @@ describe("UserStore", () => {
     });
   });
 });
+
+describe("UserStore.importUser", () => {
+  // `openssl passwd -apr1 -salt Wq3bRn5x 'correct horse'`: a hash another implementation made.
+  const APR1 = "$apr1$Wq3bRn5x$9Z9YOxi3iW9Wwr3YQdz7G0";
+
+  it("keeps an imported htpasswd password working and replaces it with scrypt at the first login", async () => {
+    const storage = memoryDriver();
+    const users = new UserStore(storage, { clock });
+    const user = await users.importUser("Carol", {
+      passwordHash: APR1,
+      email: "carol@example.com",
+      created: "2024-02-03T04:05:06Z",
+    });
+    expect(user).toMatchObject({
+      name: "Carol",
+      email: "carol@example.com",
+      created: "2024-02-03T04:05:06.000Z",
+      passwordChanged: "2024-02-03T04:05:06.000Z",
+      passwordHash: APR1,
+    });
+
+    expect(await users.authenticate("carol", "wrong password")).toMatchObject({ ok: false, wrongCredentials: true });
+    expect((await readJson<UserProfile>(storage, "users/carol/profile.json"))?.passwordHash).toBe(APR1);
+
+    expect(await users.authenticate("carol", "correct horse")).toMatchObject({ ok: true });
+    const upgraded = await readJson<UserProfile>(storage, "users/carol/profile.json");
+    expect(upgraded?.passwordHash).toMatch(/^scrypt\$32768\$8\$1\$/);
+    expect(upgraded?.passwordChanged).toBe("2024-02-03T04:05:06.000Z");
+    expect(await users.authenticate("carol", "correct horse")).toMatchObject({ ok: true });
+  });
+
+  it("never overwrites an account and refuses hashes and names it cannot keep", async () => {
+    const users = new UserStore(memoryDriver(), { clock });
+    await users.create("dave", "first password");
+    const conflict = await rejection(users.importUser("Dave", { passwordHash: APR1 }));
+    expect(isAuthError(conflict) && conflict.code).toBe("E_CONFLICT");
+    expect(await users.authenticate("dave", "first password")).toMatchObject({ ok: true });
+
+    for (const [name, passwordHash, message] of [
+      ["erin", "$6$salt$abcdef", /unsupported hash type \$6\$/],
+      ["erin", "{PLAIN}secret", /plain-text/],
+      ["admin", APR1, /reserved/],
+      ["o'neil", APR1, /invalid user name/],
+    ] as const) {
+      const error = await rejection(users.importUser(name, { passwordHash }));
+      expect(isAuthError(error) && error.code).toBe("E_BAD_REQUEST");
+      expect(String(error)).toMatch(message);
+    }
+    expect(await users.get("erin")).toBeNull();
+  });
+});

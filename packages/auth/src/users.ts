@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { casUpdate, type StorageDriver } from "@fw/storage-r2";
 import { AuthError } from "./errors.js";
-import { hashPassword, needsRehash, passwordProblem, verifyPassword } from "./passwords.js";
+import { hashPassword, identifyHash, needsRehash, passwordProblem, verifyPassword } from "./passwords.js";
 import { constantTimeEqual } from "./secrets.js";
 import { createJson, DAY_MS, listKeys, readJson } from "./storage.js";
 import {
@@ -42,7 +42,7 @@ export interface TfaState {
 export interface UserProfile {
   name: string;
   email?: string;
-  /** `scrypt$N$r$p$salt$hash`. */
+  /** `scrypt$N$r$p$salt$hash`, or an imported htpasswd hash until its first login (see `importUser`). */
   passwordHash: string;
   created: string;
   updated: string;
@@ -98,6 +98,18 @@ export interface CreateUserOptions {
   admin?: boolean;
   roles?: string[];
   passwordMaxAgeDays?: number;
+}
+
+/** An account brought over from another registry with the hash it already has (see `UserStore.importUser`). */
+export interface ImportUserOptions {
+  /**
+   * The stored hash: fw's scrypt, or a legacy htpasswd hash (bcrypt, `{SHA}`, `$apr1$`, `$1$`, DES
+   * crypt) that keeps the old password working and is replaced by scrypt at the first login.
+   */
+  passwordHash: string;
+  email?: string;
+  /** When the account was made (ISO 8601); default: now. Also taken as when the password was set. */
+  created?: string;
 }
 
 export interface DueItem {
@@ -212,6 +224,39 @@ export class UserStore {
       ...(options.admin === true && { admin: true }),
       ...(options.roles && options.roles.length > 0 && { roles: [...new Set(options.roles)] }),
       ...(maxAge !== undefined && { passwordMaxAgeDays: maxAge }),
+    };
+    if (!(await createJson(this.storage, this.key(name), user))) {
+      throw new AuthError("E_CONFLICT", `user "${name}" already exists`);
+    }
+    return user;
+  }
+
+  /**
+   * Creates an account from an existing password hash, for migrations: the user keeps their password.
+   * Create-only: an existing account is never touched (`E_CONFLICT`). A hash fw cannot verify is refused
+   * (`E_BAD_REQUEST`) rather than stored as an account nobody could log in to.
+   */
+  async importUser(name: string, options: ImportUserOptions): Promise<UserProfile> {
+    assertUsername(name);
+    if (RESERVED_NAMES.has(name.toLowerCase())) {
+      throw new AuthError("E_BAD_REQUEST", `"${name}" is reserved for access rules in fw; the account cannot keep it`);
+    }
+    const hash = identifyHash(options.passwordHash);
+    if (hash.scheme === null) throw new AuthError("E_BAD_REQUEST", `the password hash of "${name}": ${hash.reason}`);
+    const now = this.nowIso();
+    let created = now;
+    if (options.created !== undefined) {
+      const time = Date.parse(options.created);
+      if (Number.isNaN(time)) throw new AuthError("E_BAD_REQUEST", `created "${options.created}" is not a date`);
+      created = new Date(time).toISOString();
+    }
+    const user: UserProfile = {
+      name,
+      passwordHash: options.passwordHash,
+      created,
+      updated: now,
+      passwordChanged: created,
+      ...(typeof options.email === "string" && options.email.length <= 254 && { email: options.email }),
     };
     if (!(await createJson(this.storage, this.key(name), user))) {
       throw new AuthError("E_CONFLICT", `user "${name}" already exists`);
