@@ -91,6 +91,7 @@ export {
   policyJsonSchema,
   SPECIAL_PRINCIPALS,
 } from "./policy.js";
+export { isSealed, SecretSealer } from "./seal.js";
 export { constantTimeEqual } from "./secrets.js";
 export {
   type CreateTokenOptions,

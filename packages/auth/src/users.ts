@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { casUpdate, type StorageDriver } from "@fw/storage-r2";
 import { AuthError } from "./errors.js";
 import { hashPassword, identifyHash, needsRehash, passwordProblem, verifyPassword } from "./passwords.js";
+import { openSealed, SecretSealer } from "./seal.js";
 import { constantTimeEqual } from "./secrets.js";
 import { createJson, DAY_MS, listKeys, readJson } from "./storage.js";
 import {
@@ -23,7 +24,7 @@ const RESERVED_NAMES = new Set(["admin", "publisher", "reader", "anonymous", "al
 /** Second-factor state of an account that has finished enrolment. */
 export interface TfaState {
   mode: TfaMode;
-  /** Base32 TOTP secret. Readable by whoever can read the storage, like the rest of the profile. */
+  /** Base32 TOTP secret; sealed (`fwenc1:…`, AES-256-GCM) when the store has a `tfaKey`. */
   secret: string;
   enabled: string;
   /** Last TOTP time step accepted: codes of this step or earlier are refused (replay protection). */
@@ -91,6 +92,11 @@ export interface UserStoreOptions {
   clock?: () => number;
   /** Issuer shown in authenticator apps. Default `"fw"`. */
   issuer?: string;
+  /**
+   * 32 bytes (or their hex/base64 text) that encrypt TOTP secrets in profiles (AES-256-GCM, bound to the
+   * account). Without it they are stored as they are; secrets stored before a key was set stay readable.
+   */
+  tfaKey?: Uint8Array | string;
 }
 
 export interface CreateUserOptions {
@@ -184,6 +190,7 @@ let dummyHash: Promise<string> | undefined;
 export class UserStore {
   private readonly clock: () => number;
   private readonly issuer: string;
+  private readonly sealer: SecretSealer | undefined;
 
   constructor(
     private readonly storage: StorageDriver,
@@ -191,6 +198,16 @@ export class UserStore {
   ) {
     this.clock = options.clock ?? Date.now;
     this.issuer = options.issuer ?? "fw";
+    this.sealer = options.tfaKey === undefined ? undefined : new SecretSealer(options.tfaKey);
+  }
+
+  /** The TOTP secret as stored: sealed with `tfaKey` when one is set. */
+  private storedSecret(name: string, secret: string): string {
+    return this.sealer ? this.sealer.seal(secret, `totp:${name.toLowerCase()}`) : secret;
+  }
+
+  private plainSecret(name: string, stored: string): string {
+    return openSealed(stored, `totp:${name.toLowerCase()}`, this.sealer);
   }
 
   private key(name: string): string {
@@ -396,7 +413,7 @@ export class UserStore {
     const now = this.nowIso();
     const user = await this.update(name, (current) => {
       if (current.tfa) throw new AuthError("E_CONFLICT", "two-factor authentication is already on");
-      return { ...current, tfaPending: { mode, secret, started: now }, updated: now };
+      return { ...current, tfaPending: { mode, secret: this.storedSecret(name, secret), started: now }, updated: now };
     });
     return { secret, uri: totpUri(secret, user.name, this.issuer) };
   }
@@ -411,7 +428,7 @@ export class UserStore {
     await this.update(name, ({ tfaPending, ...user }) => {
       if (user.tfa) throw new AuthError("E_CONFLICT", "two-factor authentication is already on");
       if (!tfaPending) throw new AuthError("E_BAD_REQUEST", "start enabling two-factor authentication first");
-      const step = matchTotp(tfaPending.secret, code, { now: clock });
+      const step = matchTotp(this.plainSecret(name, tfaPending.secret), code, { now: clock });
       if (step === null) throw new AuthError("E_OTP_REQUIRED", "that code is not valid: check the time on your device");
       const tfa: TfaState = {
         mode: tfaPending.mode,
@@ -461,7 +478,7 @@ export class UserStore {
         result = { ok: false, reason: "two-factor authentication is off for this account" };
         return undefined;
       }
-      const step = matchTotp(tfa.secret, code, { now, afterStep: tfa.lastStep });
+      const step = matchTotp(this.plainSecret(name, tfa.secret), code, { now, afterStep: tfa.lastStep });
       if (step !== null) {
         result = { ok: true, method: "totp" };
         return { ...current, tfa: { ...tfa, lastStep: step } };
