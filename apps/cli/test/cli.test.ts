@@ -92,7 +92,7 @@ describe("fw registry config", () => {
     const init = await runFw(["registry", "config", "init"], { cwd: dir.path, env });
     expect(init).toMatchObject({ code: 0, stdout: "wrote ./fw.config.json5\n" });
     const text = await readFile(join(dir.path, "fw.config.json5"), "utf8");
-    expect(text).toContain(`//   registry=${fakeUpstream}\n`);
+    expect(text).toContain(`url: "${fakeUpstream}",`);
 
     const load = await runFw(["registry", "config", "load", "fw.config.json5", "--json"], { cwd: dir.path });
     expect(load.code).toBe(0);
@@ -104,6 +104,19 @@ describe("fw registry config", () => {
         auth: { signup: true },
         limits: { maxBodySize: 314572800 },
         log: { level: "info", format: "pretty" },
+        access: { packages: { "**": { access: ["$all"], publish: ["$authenticated"] } } },
+        uplinks: {
+          public: {
+            url: fakeUpstream.replace(/\/$/, ""),
+            timeouts: { responseMs: 10000, idleMs: 10000, totalMs: 120000 },
+            retries: 2,
+            maxAgeMs: 120000,
+            circuit: { failures: 3, cooldownMs: 10000 },
+            takedowns: "remove",
+            audit: true,
+          },
+        },
+        proxy: { "**": ["public"] },
       },
     });
     const loadDefault = await runFw(["registry", "config", "load"], { cwd: dir.path });
@@ -130,8 +143,8 @@ describe("fw registry config", () => {
     const init = await runFw(["registry", "config", "init", "--config", "etc/fw.json5"], { cwd: dir.path, env });
     expect(init).toMatchObject({ code: 0, stdout: "wrote ./etc/fw.json5\n" });
     const text = await readFile(join(dir.path, "etc", "fw.json5"), "utf8");
-    expect(text).toContain("Keep your current registry for everything else");
-    expect(text).not.toContain("//   registry=");
+    expect(text).toContain("fw serves only the packages published to it");
+    expect(text).not.toMatch(/^ {2}uplinks:/m);
   });
 
   it("load rejects a bad config with one line naming the dotted path", async () => {

@@ -20,6 +20,7 @@ import type { LoginService } from "./services/logins.js";
 import type { PackagesService } from "./services/packages.js";
 import type { SearchIndex } from "./services/search.js";
 import type { Identity, UsersService } from "./services/users.js";
+import type { UplinkService } from "./uplinks/service.js";
 
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
@@ -50,6 +51,8 @@ export interface Services {
   basePath: string;
   /** Work finishing after the response (audit appends), awaited on shutdown. */
   background: BackgroundTasks;
+  /** Packages not hosted here, fetched from the configured upstream registries (uplinks) and cached. */
+  uplinks: UplinkService;
   /** OIDC trusted publishing, when the config sets it up. */
   trustedPublishing?: TrustedPublishing;
 }

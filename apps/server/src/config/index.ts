@@ -21,3 +21,4 @@ export type {
   S3StorageConfig,
   StorageConfig,
 } from "./types.js";
+export { type TakedownMode, UPLINK_DEFAULTS, type UplinkAuthConfig, type UplinkConfig } from "./uplinks.js";

@@ -75,15 +75,34 @@ describe("renderConfigTemplate", () => {
   it("parses back to the default config", () => {
     const text = renderConfigTemplate();
     expect(parseConfig(JSON5.parse(text), { baseDir: dir })).toEqual(parseConfig({}, { baseDir: dir }));
-    expect(text).toContain("Keep your current registry for everything else");
+    expect(text).toContain("fw serves only the packages published to it");
   });
 
-  it("shows the upstream registry it is given", () => {
+  it("proxies the upstream registry it is given, and only adds that uplink to the defaults", () => {
     const upstream = "https://registry.example.org/npm/";
     const text = renderConfigTemplate({ upstreamRegistry: upstream });
-    expect(text).toContain(`//   registry=${upstream}\n`);
-    expect(text).toContain("//   @your-scope:registry=http://127.0.0.1:4873/\n");
-    expect(parseConfig(JSON5.parse(text), { baseDir: dir })).toEqual(parseConfig({}, { baseDir: dir }));
+    expect(text).toContain(`url: "${upstream}",`);
+    const parsed = parseConfig(JSON5.parse(text), { baseDir: dir });
+    const { uplinks, proxy, access, ...rest } = parsed;
+    expect(rest).toEqual(parseConfig({}, { baseDir: dir }));
+    expect(uplinks?.public?.url).toBe("https://registry.example.org/npm");
+    expect(proxy).toEqual({ "**": ["public"] });
+    expect(access).toEqual({ packages: { "**": { access: ["$all"], publish: ["$authenticated"] } } });
+  });
+
+  it("keeps its commented-out uplink example valid", () => {
+    const text = renderConfigTemplate();
+    const block = text.match(/^ {2}\/\/ uplinks: \{\n(?:.*\n)*? {2}\/\/ \},\n(?:.*\n)*? {2}\/\/ \},\n/m)?.[0];
+    expect(block).toContain("// packages: {");
+    // The example's lines, not the prose between them.
+    const uncommented = (block ?? "")
+      .split("\n")
+      .map((line) => line.replace(/^( *)\/\/ ?/, "$1"))
+      .filter((line) => /^\s*(uplinks:|packages:|public:|url:|\}|"\*\*"|\/\/|$)/.test(line))
+      .join("\n");
+    const parsed = parseConfig(JSON5.parse(`{${uncommented}}`), { baseDir: dir });
+    expect(parsed.uplinks?.public?.url).toBe("https://registry.example.com");
+    expect(parsed.proxy).toEqual({ "**": ["public"] });
   });
 
   it("refuses an upstream that is not an http(s) URL", () => {

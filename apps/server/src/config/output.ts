@@ -9,6 +9,10 @@ export const REDACTED = "***";
 /** A copy of `config` that is safe to print or log: credentials are replaced by `"***"`. */
 export function redactConfig(config: FwConfig): FwConfig {
   const copy = structuredClone(config);
+  for (const uplink of Object.values(copy.uplinks ?? {})) {
+    // A "secret:<name>" reference names a secret without revealing it; a literal token is the secret.
+    if (uplink.auth?.token !== undefined && !uplink.auth.token.startsWith("secret:")) uplink.auth.token = REDACTED;
+  }
   if (copy.storage.driver === "s3") {
     // The key id is not secret by AWS's rules, but it names the account; printing it helps nobody.
     copy.storage.accessKeyId = REDACTED;
@@ -50,17 +54,29 @@ export function serializeConfig(config: FwConfig, options: SerializeConfigOption
     config.storage.driver === "fs"
       ? { ...config.storage, path: portablePath(config.storage.path, options.baseDir) }
       : config.storage;
-  // The policy sections are top-level keys in a file.
-  const { access, ...rest } = config;
+  // The policy sections are top-level keys in a file, and `proxy` lists go back into their rules.
+  const { access, proxy, ...rest } = config;
+  const packages =
+    access?.packages &&
+    Object.fromEntries(
+      Object.entries(access.packages).map(([pattern, rule]) => [
+        pattern,
+        proxy?.[pattern] ? { ...rule, proxy: proxy[pattern] } : rule,
+      ]),
+    );
   const value = {
     ...rest,
     ...access,
+    ...(packages && { packages }),
     storage,
     limits: { ...config.limits, maxBodySize: readableSize(config.limits.maxBodySize) },
   };
+  const uplinkToken = Object.values(config.uplinks ?? {}).some(
+    (uplink) => uplink.auth?.token !== undefined && !uplink.auth.token.startsWith("secret:"),
+  );
   const header =
-    config.storage.driver === "s3"
-      ? "// fw registry config. It holds storage credentials: keep it out of version control.\n"
+    config.storage.driver === "s3" || uplinkToken
+      ? `// fw registry config. It holds ${config.storage.driver === "s3" ? "storage" : "uplink"} credentials: keep it out of version control.\n`
       : "// fw registry config.\n";
   return `${header}${JSON5.stringify(value, { space: 2, quote: '"' })}\n`;
 }

@@ -117,12 +117,12 @@ describe("parseConfig", () => {
         {
           path: "port",
           message:
-            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages, trustedPublishing, secrets, trustProxy",
+            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages, trustedPublishing, secrets, trustProxy, uplinks",
         },
         {
           path: "hots",
           message:
-            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages, trustedPublishing, secrets, trustProxy",
+            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages, trustedPublishing, secrets, trustProxy, uplinks",
         },
       ],
     ],

@@ -2,6 +2,7 @@ import { policyConfigSchema, trustedPublishingConfigSchema } from "@fw/auth";
 import { secretsConfigSchema } from "@fw/secrets";
 import { validatePrefix } from "@fw/storage-r2";
 import { z } from "zod";
+import { packagesWithProxySchema, uplinksSchema } from "./uplinks.js";
 
 /** Every default, in one place: `normalise` fills them in and the JSON Schema documents them. */
 export const DEFAULTS = {
@@ -233,13 +234,14 @@ export const configFileSchema = strictObject({
   log,
   roles: policyConfigSchema.shape.roles,
   teams: policyConfigSchema.shape.teams,
-  packages: policyConfigSchema.shape.packages,
+  packages: packagesWithProxySchema,
   trustedPublishing: trustedPublishingConfigSchema.meta({
     description:
       "OIDC trusted publishing: CI identities (GitHub Actions, GitLab…) that may publish new versions of packages without a stored token. Needs publicUrl (its host is the token audience).",
   }),
   secrets,
   trustProxy,
+  uplinks: uplinksSchema,
 })
   .partial()
   .meta({ title: "fw registry config" });

@@ -1,24 +1,55 @@
 import { DEFAULTS } from "./schema.js";
+import { UPLINK_DEFAULTS } from "./uplinks.js";
 
 export interface ConfigTemplateOptions {
   /**
-   * The npm registry people use today (what `npm config get registry` prints). fw serves only what is
-   * published to it, so the template shows how to keep this registry for everything else.
+   * The npm registry people use today (what `npm config get registry` prints): the template proxies it
+   * as the uplink "public". Without it the uplink is shown commented out.
    */
   upstreamRegistry?: string;
 }
 
 const q = (value: string | number | boolean) => JSON.stringify(value);
 
-function upstreamNote(upstream: string | undefined): string {
-  const local = `http://${DEFAULTS.host}:${DEFAULTS.port}/`;
-  const keep = upstream
-    ? [`// Keep ${upstream} for everything else and send your scope to fw, in .npmrc:`, `//   registry=${upstream}`]
-    : ["// Keep your current registry for everything else and send your scope to fw, in .npmrc:"];
+/**
+ * The uplinks and packages sections. With the registry npm uses today fw proxies it, so one URL serves
+ * private and public packages; without one the proxy is shown commented out (no registry's address is
+ * ever written by fw itself).
+ */
+function uplinkSection(upstream: string | undefined): string {
+  const c = upstream ? "" : "// ";
+  const intro = upstream
+    ? [
+        `  // Packages not published to fw are fetched from these registries, cached and served, so clients`,
+        `  // need only fw: registry=http://${DEFAULTS.host}:${DEFAULTS.port}/ in .npmrc. "public" is the registry`,
+        "  // `npm config get registry` printed when this file was written.",
+      ]
+    : [
+        "  // fw serves only the packages published to it. To also serve packages from another registry",
+        "  // (fetched, cached and checked), name it here and in the packages rules below.",
+      ];
   return [
-    "// fw serves only the packages published to it (it does not proxy another registry).",
-    ...keep,
-    `//   @your-scope:registry=${local}`,
+    ...intro,
+    `  ${c}uplinks: {`,
+    `  ${c}  public: {`,
+    `  ${c}    url: ${q(upstream ?? "https://registry.example.com/")},`,
+    `  ${c}    // maxAgeMs: ${UPLINK_DEFAULTS.maxAgeMs}, // cached metadata is revalidated (If-None-Match) after this long`,
+    `  ${c}    // timeouts: { responseMs: ${UPLINK_DEFAULTS.responseTimeoutMs}, idleMs: ${UPLINK_DEFAULTS.idleTimeoutMs}, totalMs: ${UPLINK_DEFAULTS.totalTimeoutMs} },`,
+    `  ${c}    // retries: ${UPLINK_DEFAULTS.retries}, // GETs retried after network errors and 5xx`,
+    `  ${c}    // auth: { tokenEnv: "FW_UPLINK_TOKEN" }, // or token: "secret:uplinks/public/token"`,
+    `  ${c}    // takedowns: ${q(UPLINK_DEFAULTS.takedowns)}, // versions removed upstream leave the cache; "keep" keeps them`,
+    `  ${c}    // audit: ${q(UPLINK_DEFAULTS.audit)}, // npm audit is forwarded here, without your private package names`,
+    `  ${c}  },`,
+    `  ${c}},`,
+    "",
+    "  // Who may read and publish which packages, and which uplinks serve them; the most specific pattern",
+    "  // wins. A name matching a rule without proxy (or with proxy: []) is never looked up upstream, and a",
+    "  // name published here is never mixed with an upstream's: list your scope so nobody can slip a",
+    "  // public package in under a private name (dependency confusion).",
+    `  ${c}packages: {`,
+    `  ${c}  // "@your-scope/*": { access: ["$authenticated"], publish: ["$authenticated"], proxy: [] },`,
+    `  ${c}  "**": { access: ["$all"], publish: ["$authenticated"], proxy: ["public"] },`,
+    `  ${c}},`,
   ].join("\n");
 }
 
@@ -39,7 +70,7 @@ function checkUpstream(upstream: string | undefined): string | undefined {
 
 /**
  * A commented JSON5 config file showing every setting at its default, for `fw registry config init`.
- * It parses back to the default config.
+ * It parses back to the default config, plus the uplink when `upstreamRegistry` is given.
  */
 export function renderConfigTemplate(options: ConfigTemplateOptions = {}): string {
   const upstream = checkUpstream(options.upstreamRegistry);
@@ -48,8 +79,6 @@ export function renderConfigTemplate(options: ConfigTemplateOptions = {}): strin
 // node_modules/@fw/server/fw.config.schema.json (add "$schema": "<that path>").
 //
 // Precedence, lowest first: defaults < this file < .env.registry < environment < command-line flags.
-//
-${upstreamNote(upstream)}
 {
   listen: {
     // 0.0.0.0 or :: accepts connections from other machines. FW_HOST, --host.
@@ -99,6 +128,8 @@ ${upstreamNote(upstream)}
     // "pretty" for people, "json" (one object a line) for log collectors. FW_LOG_FORMAT, --log-format.
     format: ${q(DEFAULTS.logFormat)},
   },
+
+${uplinkSection(upstream)}
 }
 `;
 }

@@ -1,5 +1,6 @@
 import type { PolicyConfig, TrustedPublishingInput } from "@fw/auth";
 import type { SecretsConfig } from "@fw/secrets";
+import type { UplinkConfig } from "./uplinks.js";
 
 /** Log levels, quietest last; `silent` turns logging off. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
@@ -60,6 +61,13 @@ export interface FwConfig {
   secrets?: SecretsConfig & { vault?: string };
   /** Proxies whose X-Forwarded-For is believed (addresses or CIDR ranges); absent: the header is ignored. */
   trustProxy?: string[];
+  /** Upstream registries by name, every default filled in; absent when none is configured (nothing is proxied). */
+  uplinks?: Record<string, UplinkConfig>;
+  /**
+   * Package pattern → the uplinks that serve it, from the `proxy` key of `packages` rules (which is taken
+   * out of `access.packages`: the policy knows nothing of uplinks). Absent when no rule has one.
+   */
+  proxy?: Record<string, string[]>;
 }
 
 /** One problem found in a config: the dotted path of the value ("" for the whole config) and what was expected. */

@@ -16,7 +16,11 @@ export type RegistryErrorCode =
   | "E_TOO_LARGE"
   | "E_UNSUPPORTED_MEDIA_TYPE"
   | "E_RATE_LIMITED"
-  | "E_UNAVAILABLE";
+  | "E_UNAVAILABLE"
+  /** An uplink (upstream registry) failed and nothing usable was cached. */
+  | "E_UPSTREAM"
+  /** An uplink did not answer in time and nothing usable was cached. */
+  | "E_UPSTREAM_TIMEOUT";
 
 export class RegistryError extends Error {
   override readonly name = "RegistryError";
@@ -49,6 +53,8 @@ const STATUS: Record<RegistryErrorCode, number> = {
   E_UNSUPPORTED_MEDIA_TYPE: 415,
   E_RATE_LIMITED: 429,
   E_UNAVAILABLE: 503,
+  E_UPSTREAM: 502,
+  E_UPSTREAM_TIMEOUT: 504,
 };
 
 export interface ErrorLogger {

@@ -1,6 +1,7 @@
 import type { Hono } from "hono";
-import { type AppEnv, identity, json, readDecision, requireUser, type Services } from "../context.js";
+import { type AppContext, type AppEnv, identity, json, readDecision, requireUser, type Services } from "../context.js";
 import { RegistryError } from "../http/errors.js";
+import { AUDIT_PATHS, type AuditKind } from "../uplinks/audit.js";
 
 /** Small endpoints npm calls: ping, search, stars, audit. */
 export function miscRoutes(app: Hono<AppEnv>, services: Services): void {
@@ -29,10 +30,24 @@ export function miscRoutes(app: Hono<AppEnv>, services: Services): void {
     return json({ rows: services.search.starredBy(String(user), visible).map((name) => ({ value: name })) });
   });
 
-  // Audit: no advisory source yet, so every audit is clean. npm sends these bodies gzipped.
-  app.post("/-/npm/v1/security/advisories/bulk", () => json({}));
-  app.post("/-/npm/v1/security/audits/quick", () =>
-    json({
+  // npm audit: forwarded to an uplink that offers it (without private names), else a clean report.
+  // npm sends these bodies gzipped (arborist's audit-report, npm-registry-fetch `gzip: true`).
+  const audit = (kind: AuditKind, empty: () => unknown) => async (c: AppContext) => {
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    const answer = await services.uplinks.audit(kind, body, c.req.header("content-encoding"));
+    if (!answer) return json(empty());
+    return new Response(answer.body as Uint8Array<ArrayBuffer>, {
+      status: answer.status,
+      headers: { "content-type": answer.contentType },
+    });
+  };
+  app.post(
+    AUDIT_PATHS.bulk,
+    audit("bulk", () => ({})),
+  );
+  app.post(
+    AUDIT_PATHS.quick,
+    audit("quick", () => ({
       actions: [],
       advisories: {},
       muted: [],
@@ -43,6 +58,6 @@ export function miscRoutes(app: Hono<AppEnv>, services: Services): void {
         optionalDependencies: 0,
         totalDependencies: 0,
       },
-    }),
+    })),
   );
 }

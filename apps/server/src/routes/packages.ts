@@ -16,7 +16,7 @@ import { readJsonBody } from "../http/body.js";
 import { RegistryError } from "../http/errors.js";
 import { baseName, parsePackagePath } from "../npm/names.js";
 import { abbreviatedDocument, fullDocument, type Packument, publicVersion } from "../npm/packument.js";
-import type { Rendered } from "../services/cache.js";
+import type { PackumentCache, Rendered } from "../services/cache.js";
 
 const ABBREVIATED = "application/vnd.npm.install-v1+json";
 
@@ -65,7 +65,7 @@ export interface ResponseParts {
 
 /** Prepared bytes with ETag/304 and content negotiation: the hot path of every install. */
 function renderedParts(
-  services: Services,
+  cache: PackumentCache,
   name: string,
   rendered: Rendered,
   contentType: string,
@@ -79,7 +79,7 @@ function renderedParts(
   };
   if (etagMatches(request.ifNoneMatch, rendered.etag)) return { status: 304, headers, body: null };
   const encoding = preferredEncoding(request.acceptEncoding);
-  const body = encoding ? services.cache.compressed(name, rendered, encoding) : services.cache.identity(rendered);
+  const body = encoding ? cache.compressed(name, rendered, encoding) : cache.identity(rendered);
   if (encoding) headers["content-encoding"] = encoding;
   headers["content-length"] = String(body.byteLength);
   return { status: 200, headers, body: request.method === "HEAD" ? null : body };
@@ -100,17 +100,32 @@ async function packument(c: AppContext, services: Services, name: string): Promi
     return json(fullDocument(doc, base));
   }
   const abbreviated = (c.req.header("accept") ?? "").includes(ABBREVIATED);
-  const rendered = await services.cache.render(
-    name,
-    `${abbreviated ? "a" : "f"}|${base}`,
-    buildView(abbreviated, base),
-  );
+  const variant = `${abbreviated ? "a" : "f"}|${base}`;
+  let cache = services.cache;
+  let rendered = await cache.render(name, variant, buildView(abbreviated, base));
+  let notice: string | undefined;
+  if (!rendered && services.uplinks.proxies(name)) {
+    // Not hosted (the uplinks check again: an unpublished hosted name stays reserved): an upstream's copy.
+    const proxied = await services.uplinks.render(name, variant, buildView(abbreviated, base));
+    if (proxied) {
+      cache = services.uplinks.cache;
+      rendered = proxied.rendered;
+      notice = proxied.notice;
+    }
+  }
   if (!rendered) throw new RegistryError("E_NOT_FOUND", `package "${name}" not found`);
-  const parts = renderedParts(services, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
+  const parts = renderedParts(cache, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
     method: c.req.method,
     ifNoneMatch: c.req.header("if-none-match"),
     acceptEncoding: c.req.header("accept-encoding"),
   });
+  if (notice) {
+    // npm prints this header as an `npm notice` line (npm-registry-fetch's check-response.js), but only
+    // for responses its cache does not store (make-fetch-happen marks stored ones x-local-cache): a
+    // fallback copy is not worth keeping anyway, so the next install asks again.
+    parts.headers["npm-notice"] = notice;
+    parts.headers["cache-control"] = "no-store";
+  }
   return new Response(parts.body as Uint8Array<ArrayBuffer> | null, { status: parts.status, headers: parts.headers });
 }
 
@@ -159,13 +174,16 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
     if (limited && !readDecision(services.policy, who, name).allowed) return undefined;
     const base = services.config.publicUrl ?? request.origin + services.basePath;
     const abbreviated = (request.header("accept") ?? "").includes(ABBREVIATED);
-    const rendered = services.cache.renderFresh(
-      name,
-      `${abbreviated ? "a" : "f"}|${base}`,
-      buildView(abbreviated, base),
-    );
+    const variant = `${abbreviated ? "a" : "f"}|${base}`;
+    let cache = services.cache;
+    let rendered = cache.renderFresh(name, variant, buildView(abbreviated, base));
+    // A fresh upstream copy, only once the hosted cache is sure no document (even an unpublished one) exists.
+    if (rendered === null && services.uplinks.enabled && cache.knownAbsent(name)) {
+      cache = services.uplinks.cache;
+      rendered = services.uplinks.renderFresh(name, variant, buildView(abbreviated, base));
+    }
     if (!rendered) return undefined;
-    return renderedParts(services, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
+    return renderedParts(cache, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
       method: request.method,
       ifNoneMatch: request.header("if-none-match"),
       acceptEncoding: request.header("accept-encoding"),
@@ -190,21 +208,32 @@ async function tarball(c: AppContext, services: Services, name: string, filename
   const doc = await services.packages.read(name);
   const prefix = `${baseName(name)}-`;
   const version = filename.startsWith(prefix) ? filename.slice(prefix.length, -".tgz".length) : "";
+  if (!doc && services.uplinks.proxies(name)) {
+    const proxied = await services.uplinks.tarball(name, filename);
+    if (!proxied) throw new RegistryError("E_NOT_FOUND", `tarball ${filename} not found`);
+    return tarballResponse(c, proxied);
+  }
   if (!doc?.versions[version]) throw new RegistryError("E_NOT_FOUND", `tarball ${filename} not found`);
   const content = await services.packages.tarball(name, filename);
   if (!content) throw new RegistryError("E_NOT_FOUND", `tarball ${filename} not found`);
+  return tarballResponse(c, content);
+}
+
+/** A tarball with ETag/304 and HEAD; a tarball still streaming from an uplink has no ETag (and maybe no length) yet. */
+async function tarballResponse(
+  c: AppContext,
+  content: { etag?: string; size?: number; body: Uint8Array | ReadableStream<Uint8Array> },
+): Promise<Response> {
   const headers: Record<string, string> = {
     "content-type": "application/octet-stream",
-    "content-length": String(content.size),
-    etag: `"${content.etag}"`,
+    ...(content.size !== undefined && { "content-length": String(content.size) }),
+    ...(content.etag !== undefined && { etag: `"${content.etag}"` }),
     "cache-control": "public, max-age=31536000, immutable",
   };
-  const bodyless = etagMatches(c.req.header("if-none-match"), headers.etag as string) || c.req.method === "HEAD";
-  if (bodyless) {
+  const matches = headers.etag !== undefined && etagMatches(c.req.header("if-none-match"), headers.etag);
+  if (matches || c.req.method === "HEAD") {
     if (content.body instanceof ReadableStream) await content.body.cancel();
-    const status =
-      c.req.method === "HEAD" && !etagMatches(c.req.header("if-none-match"), headers.etag as string) ? 200 : 304;
-    return new Response(null, { status, headers });
+    return new Response(null, { status: matches ? 304 : 200, headers });
   }
   return new Response(content.body as Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>, { status: 200, headers });
 }
@@ -215,6 +244,10 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
 
   const readTags = async (c: AppContext, name: string) => {
     authorizeRead(c, services, name, `package "${name}" not found`);
+    if (!(await packages.read(name)) && services.uplinks.proxies(name)) {
+      const proxied = await services.uplinks.document(name);
+      if (proxied) return json(proxied.doc["dist-tags"]);
+    }
     return json(await packages.tags(name));
   };
   app.get("/-/package/:scope{@[^/]+}/:pkg/dist-tags", (c) =>
@@ -273,7 +306,8 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
         return packument(c, services, name);
       case "version": {
         authorizeRead(c, services, name, `version "${target.spec.slice(0, 60)}" of "${name}" not found`);
-        const doc = await packages.read(name);
+        let doc = await packages.read(name);
+        if (!doc && services.uplinks.proxies(name)) doc = (await services.uplinks.document(name))?.doc ?? null;
         const version = doc && resolveSpec(doc, target.spec);
         if (!doc || !version)
           throw new RegistryError("E_NOT_FOUND", `version "${target.spec.slice(0, 60)}" of "${name}" not found`);

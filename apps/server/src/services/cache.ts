@@ -84,6 +84,15 @@ export class PackumentCache {
     return this.renderEntry(name, entry, variant, build);
   }
 
+  /**
+   * True when the cached answer is fresh and no document exists under the name at all — not even an
+   * unpublished one, which keeps its name reserved. Such names may be served from an uplink.
+   */
+  knownAbsent(name: string): boolean {
+    const entry = this.entries.get(name);
+    return entry !== undefined && entry.doc === null && Date.now() - entry.checkedAt < this.revalidateMs;
+  }
+
   private renderEntry(
     name: string,
     entry: Entry,
