@@ -17,14 +17,18 @@ import { DEFAULTS } from "./config/schema.js";
 import { proxyResolver } from "./config/uplinks.js";
 import type { AppEnv, Logger, RequestInfo, Services } from "./context.js";
 import { errorResponse, RegistryError } from "./http/errors.js";
+import { changesRoutes } from "./routes/changes.js";
 import { checkPassword } from "./routes/guard.js";
 import { miscRoutes } from "./routes/misc.js";
 import { OIDC_EXCHANGE_PREFIX, oidcRoutes } from "./routes/oidc.js";
+import { opsRoutes } from "./routes/ops.js";
 import { createFastRead, type FastReadRequest, packageRoutes, type ResponseParts } from "./routes/packages.js";
 import { userRoutes } from "./routes/users.js";
 import { BackgroundTasks } from "./services/background.js";
 import { PackumentCache } from "./services/cache.js";
+import { ChangeFeed, followChanges } from "./services/changes.js";
 import { LoginService } from "./services/logins.js";
+import { Metrics } from "./services/metrics.js";
 import { PackagesService, packumentKey } from "./services/packages.js";
 import { SearchIndex } from "./services/search.js";
 import { type Identity, UsersService } from "./services/users.js";
@@ -34,6 +38,8 @@ export interface RegistryDeps {
   /** The storage to use; built from `config.storage` by the Node entry when omitted there. */
   storage: StorageDriver;
   logger?: Logger;
+  /** Where requests, cache lookups and storage calls are counted; default a fresh `Metrics` without process metrics. */
+  metrics?: Metrics;
   /** Mount path when embedded in another server, e.g. "/npm". */
   basePath?: string;
 }
@@ -50,6 +56,8 @@ export interface Registry {
   ready: Promise<void>;
   /** Resolves once work left after responses (audit appends) is written; call before closing storage. */
   idle(): Promise<void>;
+  /** Stops following the change feed and waits for `idle`; the registry answers requests until then. */
+  close(): Promise<void>;
   /**
    * The client's address for a request from `socketAddress`: the socket's own, or, when it is one of
    * the config's `trustProxy` proxies, the nearest untrusted address in `X-Forwarded-For`.
@@ -113,12 +121,17 @@ function clientIpResolver(proxies: readonly string[] | undefined): Registry["cli
 export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   const logger = deps.logger ?? silent;
   const basePath = (deps.basePath ?? "").replace(/\/+$/, "");
-  const { storage } = deps;
-  const cache = new PackumentCache(storage, packumentKey);
+  const metrics = deps.metrics ?? new Metrics();
+  const storage = metrics.instrumentStorage(deps.storage);
+  const cache = new PackumentCache(storage, packumentKey, { onLookup: (result) => metrics.cacheLookup(result) });
   const search = new SearchIndex();
   // The config loader already cross-checked the policy; configs built in code are checked here.
   const policy = parsePolicy(config.access ?? {});
-  const users = new UsersService(storage, { policy });
+  const users = new UsersService(storage, {
+    policy,
+    ...(config.auth.tfaKey !== undefined && { tfaKey: config.auth.tfaKey }),
+  });
+  const changes = new ChangeFeed(storage);
   const background = new BackgroundTasks();
   const services: Services = {
     config,
@@ -129,10 +142,12 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     search,
     policy,
     users,
-    packages: new PackagesService(storage, cache, search),
+    packages: new PackagesService(storage, cache, search, changes),
+    changes,
     logins: new LoginService(storage),
     audit: new AuditLog(storage),
     background,
+    metrics,
     uplinks: new UplinkService({
       storage,
       hosted: cache,
@@ -158,6 +173,8 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
 
   const app = new Hono<AppEnv>();
   const root = basePath ? app.basePath(basePath) : app;
+  // First, so that refusals by the middlewares below are counted too.
+  app.use("*", metrics.middleware({ basePath }));
   root.use("*", async (c, next) => {
     // The OIDC exchange's bearer is a CI's ID token, not an fw credential: its route checks it.
     const exchange = c.req.method === "POST" && c.req.path.startsWith(OIDC_EXCHANGE_PREFIX);
@@ -183,6 +200,8 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   oidcRoutes(app, services);
   userRoutes(root, services);
   miscRoutes(root, services);
+  opsRoutes(root, services, config.metrics ? { metrics: config.metrics } : {});
+  changesRoutes(root, services);
   packageRoutes(root, services);
   app.notFound(() => errorResponse(new RegistryError("E_NOT_FOUND", "not found"), logger));
   app.onError((error) => errorResponse(error, logger));
@@ -192,11 +211,28 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     (error: unknown) => logger.error("could not load the search index", { err: String(error) }),
   );
 
+  // Other replicas' writes reach this one through the feed: drop their packuments from the cache
+  // and refresh search (writes through this process are already in both).
+  const follower = followChanges(changes, {
+    onChange: async (change) => {
+      if (cache.peek(change.name)?.doc._rev === change.rev) return;
+      cache.invalidate(change.name);
+      const found = await cache.get(change.name);
+      if (found) search.update(found.doc);
+      else search.remove(change.name);
+    },
+    onError: (error) => logger.warn("could not read the change feed", { err: String(error) }),
+  });
+
   return {
     fetch: async (request, info) => app.fetch(request, info ?? {}),
     fastRead: createFastRead(services),
     ready,
     idle: () => services.background.idle(),
+    close: async () => {
+      follower.stop();
+      await services.background.idle();
+    },
     clientIp: clientIpResolver(config.trustProxy),
     services,
   };

@@ -16,7 +16,9 @@ import type { FwConfig } from "./config/index.js";
 import { RegistryError } from "./http/errors.js";
 import type { BackgroundTasks } from "./services/background.js";
 import type { PackumentCache } from "./services/cache.js";
+import type { ChangeFeed } from "./services/changes.js";
 import type { LoginService } from "./services/logins.js";
+import type { Metrics } from "./services/metrics.js";
 import type { PackagesService } from "./services/packages.js";
 import type { SearchIndex } from "./services/search.js";
 import type { Identity, UsersService } from "./services/users.js";
@@ -51,8 +53,12 @@ export interface Services {
   basePath: string;
   /** Work finishing after the response (audit appends), awaited on shutdown. */
   background: BackgroundTasks;
+  /** Prometheus instruments: requests, cache lookups, CAS retries, storage and upstream errors. */
+  metrics: Metrics;
   /** Packages not hosted here, fetched from the configured upstream registries (uplinks) and cached. */
   uplinks: UplinkService;
+  /** The storage's ordered feed of package changes (`GET /-/changes`, replicas follow it). */
+  changes: ChangeFeed;
   /** OIDC trusted publishing, when the config sets it up. */
   trustedPublishing?: TrustedPublishing;
 }

@@ -8,6 +8,7 @@ import pino from "pino";
 import { createRegistry, type Registry } from "../app.js";
 import type { FwConfig } from "../config/index.js";
 import type { Logger } from "../context.js";
+import { Metrics } from "../services/metrics.js";
 
 /**
  * The storage driver a config names. The S3 driver (and the AWS SDK behind it, ~30 MB of memory) is
@@ -53,7 +54,9 @@ export function createNodeListener(registry: Registry): (req: IncomingMessage, r
       clientIp: registry.clientIp(env.incoming.socket.remoteAddress, forwardedFor(env.incoming)),
     }),
   );
+  const { metrics } = registry.services;
   return (req, res) => {
+    const started = performance.now();
     const fast = registry.fastRead({
       method: req.method ?? "GET",
       url: req.url ?? "/",
@@ -67,6 +70,7 @@ export function createNodeListener(registry: Registry): (req: IncomingMessage, r
     if (!fast) return void viaFetch(req, res);
     res.writeHead(fast.status, fast.headers);
     res.end(fast.body ?? undefined);
+    metrics.observeFastRead(req.method ?? "GET", fast.status, (performance.now() - started) / 1000);
   };
 }
 
@@ -122,7 +126,12 @@ export async function startRegistry(input: FwConfig, options: StartOptions = {})
   const config = await resolveConfigSecrets(input);
   const logger = options.logger ?? (await createLogger(config));
   const storage = options.storage ?? (await storageFromConfig(config));
-  const registry = createRegistry(config, { storage, logger, ...(options.basePath && { basePath: options.basePath }) });
+  const registry = createRegistry(config, {
+    storage,
+    logger,
+    metrics: new Metrics({ processMetrics: true }),
+    ...(options.basePath && { basePath: options.basePath }),
+  });
   const server = createServer(createNodeListener(registry));
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -143,7 +152,7 @@ export async function startRegistry(input: FwConfig, options: StartOptions = {})
       server.close(() => resolve());
       server.closeIdleConnections();
     })
-      .then(() => registry.idle())
+      .then(() => registry.close())
       .then(() => storage.dispose?.());
     return closing;
   };

@@ -13,6 +13,7 @@ export function redactConfig(config: FwConfig): FwConfig {
     // A "secret:<name>" reference names a secret without revealing it; a literal token is the secret.
     if (uplink.auth?.token !== undefined && !uplink.auth.token.startsWith("secret:")) uplink.auth.token = REDACTED;
   }
+  if (copy.auth.tfaKey !== undefined && !copy.auth.tfaKey.startsWith("secret:")) copy.auth.tfaKey = REDACTED;
   if (copy.storage.driver === "s3") {
     // The key id is not secret by AWS's rules, but it names the account; printing it helps nobody.
     copy.storage.accessKeyId = REDACTED;

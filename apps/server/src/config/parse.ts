@@ -98,6 +98,7 @@ function normalise(input: FwConfigInput, baseDir: string): FwConfig {
           perSecond: input.auth.rateLimit.perSecond ?? DEFAULTS.authRateLimit.perSecond,
         },
       }),
+      ...(input.auth?.tfaKey !== undefined && { tfaKey: input.auth.tfaKey }),
     },
     limits: { maxBodySize: toBytes(input.limits?.maxBodySize ?? DEFAULTS.maxBodySize) },
     log: { level: input.log?.level ?? DEFAULTS.logLevel, format: input.log?.format ?? DEFAULTS.logFormat },
@@ -115,6 +116,12 @@ function normalise(input: FwConfigInput, baseDir: string): FwConfig {
       },
     }),
     ...(input.trustProxy !== undefined && { trustProxy: input.trustProxy.map(asCidr) }),
+    ...(input.metrics !== undefined && {
+      metrics: {
+        ...(input.metrics.public !== undefined && { public: input.metrics.public }),
+        ...(input.metrics.allowFrom !== undefined && { allowFrom: input.metrics.allowFrom.map(asCidr) }),
+      },
+    }),
     ...(input.uplinks !== undefined && { uplinks: normaliseUplinks(input.uplinks) }),
     ...(proxy !== undefined && Object.keys(proxy).length > 0 && { proxy }),
   };
@@ -165,11 +172,16 @@ function crossCheck(config: FwConfig): ConfigIssue[] {
       issues.push({ path: "", message: error.message });
     }
   }
-  for (const [index, entry] of (config.trustProxy ?? []).entries()) {
-    try {
-      checkCidrs([entry]);
-    } catch {
-      issues.push({ path: `trustProxy.${index}`, message: "expected an IP address or CIDR range such as 10.0.0.0/8" });
+  for (const [path, list] of [
+    ["trustProxy", config.trustProxy],
+    ["metrics.allowFrom", config.metrics?.allowFrom],
+  ] as const) {
+    for (const [index, entry] of (list ?? []).entries()) {
+      try {
+        checkCidrs([entry]);
+      } catch {
+        issues.push({ path: `${path}.${index}`, message: "expected an IP address or CIDR range such as 10.0.0.0/8" });
+      }
     }
   }
   if (config.secrets?.rules && issues.length === 0) {

@@ -171,7 +171,24 @@ const auth = strictObject({
   }),
   loginBackoff,
   rateLimit,
+  tfaKey: text("32 bytes as 64 hex digits or base64, or a secret: reference").meta({
+    description:
+      'Encrypts users\' two-factor secrets in storage (AES-256-GCM). Best given as a reference to the secrets vault, e.g. "secret:auth/tfa-key"; secrets stored before it was set stay readable. Keep it: without it 2FA accounts cannot sign in.',
+  }),
 }).partial();
+
+const metricsAccess = strictObject({
+  public: booleanValue.meta({
+    description: "Serve /-/metrics to everyone; otherwise to admins and the allowFrom addresses.",
+    default: false,
+  }),
+  allowFrom: z.array(text("an IP address or CIDR range"), expected("a list of addresses or CIDR ranges")).meta({
+    description: "Addresses (CIDR ranges) that may scrape /-/metrics without credentials.",
+    default: ["127.0.0.0/8", "::1/128"],
+  }),
+})
+  .partial()
+  .meta({ description: "Who may read the Prometheus metrics at /-/metrics." });
 
 const sizeMessage = 'expected a number of bytes (at least 1) or a size such as "300mb" or "1.5gb"';
 const limits = strictObject({
@@ -241,6 +258,7 @@ export const configFileSchema = strictObject({
   }),
   secrets,
   trustProxy,
+  metrics: metricsAccess,
   uplinks: uplinksSchema,
 })
   .partial()

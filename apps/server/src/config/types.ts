@@ -47,6 +47,8 @@ export interface FwConfig {
     };
     /** Flood limit on auth endpoints; absent: `DEFAULTS.authRateLimit`. */
     rateLimit?: { burst: number; perSecond: number };
+    /** Key sealing two-factor secrets at rest (hex/base64 text, after secret references are resolved). */
+    tfaKey?: string;
   };
   limits: { maxBodySize: number };
   log: { level: LogLevel; format: LogFormat };
@@ -61,6 +63,8 @@ export interface FwConfig {
   secrets?: SecretsConfig & { vault?: string };
   /** Proxies whose X-Forwarded-For is believed (addresses or CIDR ranges); absent: the header is ignored. */
   trustProxy?: string[];
+  /** Access to /-/metrics: everyone (`public`), else admins and the `allowFrom` ranges (default loopback). */
+  metrics?: { public?: boolean; allowFrom?: string[] };
   /** Upstream registries by name, every default filled in; absent when none is configured (nothing is proxied). */
   uplinks?: Record<string, UplinkConfig>;
   /**

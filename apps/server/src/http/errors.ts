@@ -100,6 +100,10 @@ export function errorResponse(error: unknown, logger: ErrorLogger, requestId?: s
         message = "internal server error";
         logger.error("storage failure", { err: error.message, code: error.code, requestId });
     }
+  } else if (error instanceof URIError) {
+    // A malformed percent-escape in a path or query that some decoder met: the request's fault.
+    status = 400;
+    message = "malformed percent-encoding in the request";
   } else {
     status = 500;
     message = "internal server error";

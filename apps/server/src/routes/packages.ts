@@ -14,9 +14,10 @@ import {
 } from "../context.js";
 import { readJsonBody } from "../http/body.js";
 import { RegistryError } from "../http/errors.js";
-import { baseName, parsePackagePath } from "../npm/names.js";
+import { assertReadableName, baseName, parsePackagePath } from "../npm/names.js";
 import { abbreviatedDocument, fullDocument, type Packument, publicVersion } from "../npm/packument.js";
 import type { PackumentCache, Rendered } from "../services/cache.js";
+import { own } from "../services/packages.js";
 
 const ABBREVIATED = "application/vnd.npm.install-v1+json";
 
@@ -192,9 +193,10 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
 }
 
 function resolveSpec(doc: Packument, spec: string): string | undefined {
-  if (doc.versions[spec]) return spec;
-  const tagged = doc["dist-tags"][spec];
-  if (tagged && doc.versions[tagged]) return tagged;
+  // Own properties only: a spec such as "constructor" must not find what every object inherits.
+  if (own(doc.versions, spec)) return spec;
+  const tagged = own(doc["dist-tags"], spec);
+  if (tagged && own(doc.versions, tagged)) return tagged;
   if (semver.validRange(spec)) {
     const latest = doc["dist-tags"].latest;
     if (latest && semver.satisfies(latest, spec)) return latest;
@@ -253,7 +255,8 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
   app.get("/-/package/:scope{@[^/]+}/:pkg/dist-tags", (c) =>
     readTags(c, `${c.req.param("scope")}/${c.req.param("pkg")}`),
   );
-  app.get("/-/package/:name/dist-tags", (c) => readTags(c, decodeURIComponent(c.req.param("name"))));
+  // Hono hands over path parameters already percent-decoded; decoding again breaks on a literal "%".
+  app.get("/-/package/:name/dist-tags", (c) => readTags(c, c.req.param("name")));
 
   /** The stored maintainers' names, for the ownership step of the policy. */
   const maintainersOf = async (name: string) => ((await packages.read(name))?.maintainers ?? []).map((m) => m.name);
@@ -261,14 +264,14 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
   const tagName = (c: AppContext) => {
     const scope = c.req.param("scope");
     const pkg = c.req.param("pkg") ?? c.req.param("name");
-    return scope ? `${scope}/${pkg}` : decodeURIComponent(pkg ?? "");
+    return scope ? `${scope}/${pkg}` : (pkg ?? "");
   };
   for (const path of ["/-/package/:scope{@[^/]+}/:pkg/dist-tags/:tag", "/-/package/:name/dist-tags/:tag"]) {
     const setTag = async (c: AppContext) => {
       const name = tagName(c);
       parsePackagePath(`/${name}`);
       await authorizeWrite(c, services, "publish", name, await maintainersOf(name));
-      const tag = decodeURIComponent(c.req.param("tag") ?? "");
+      const tag = c.req.param("tag") ?? "";
       const tags = await packages.setTag(identity(c), name, tag, await readJsonBody(c));
       await record(c, services, { action: "dist-tag", package: name, details: { tag, set: tags[tag] ?? null } });
       return json(tags, 201);
@@ -279,7 +282,7 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
       const name = tagName(c);
       parsePackagePath(`/${name}`);
       await authorizeWrite(c, services, "publish", name, await maintainersOf(name));
-      const tag = decodeURIComponent(c.req.param("tag") ?? "");
+      const tag = c.req.param("tag") ?? "";
       const tags = await packages.removeTag(identity(c), name, tag);
       await record(c, services, { action: "dist-tag", package: name, details: { tag, set: null } });
       return json(tags);
@@ -287,12 +290,16 @@ export function packageRoutes(app: Hono<AppEnv>, services: Services): void {
   }
 
   app.get("/-/npm/v1/attestations/:spec{.+}", async (c) => {
-    const spec = decodeURIComponent(c.req.param("spec"));
+    const spec = c.req.param("spec");
     const at = spec.lastIndexOf("@");
     const name = spec.slice(0, at);
     const version = spec.slice(at + 1);
-    parsePackagePath(`/${name}`);
-    const bundle = at > 0 ? await packages.attestation(name, version) : null;
+    if (at <= 0) throw new RegistryError("E_NOT_FOUND", "no attestations for this version");
+    assertReadableName(name);
+    // The package's read rules apply, and only versions it still has are answered for.
+    authorizeRead(c, services, name, "no attestations for this version");
+    const doc = await packages.read(name);
+    const bundle = doc && own(doc.versions, version) ? await packages.attestation(name, version) : null;
     if (!bundle) throw new RegistryError("E_NOT_FOUND", "no attestations for this version");
     return json({ attestations: [{ predicateType: "https://slsa.dev/provenance/v1", bundle: JSON.parse(bundle) }] });
   });

@@ -38,6 +38,8 @@ export interface PackumentCacheOptions {
    * other processes or replicas. Default 1000.
    */
   revalidateMs?: number;
+  /** Called once per lookup: "hit" (memory), "revalidated" (memory after a HEAD), "miss" (storage read). */
+  onLookup?(result: "hit" | "revalidated" | "miss"): void;
 }
 
 const encoder = new TextEncoder();
@@ -50,6 +52,7 @@ export class PackumentCache {
   private readonly entries: LRUCache<string, Entry>;
   private readonly revalidateMs: number;
   private readonly loading = new Map<string, Promise<Entry>>();
+  private readonly onLookup: (result: "hit" | "revalidated" | "miss") => void;
 
   constructor(
     private readonly storage: StorageDriver,
@@ -57,6 +60,7 @@ export class PackumentCache {
     options: PackumentCacheOptions = {},
   ) {
     this.revalidateMs = options.revalidateMs ?? 1000;
+    this.onLookup = options.onLookup ?? (() => {});
     this.entries = new LRUCache<string, Entry>({
       maxSize: options.maxBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (entry) => Math.max(1, entry.bytes),
@@ -81,6 +85,7 @@ export class PackumentCache {
   renderFresh(name: string, variant: string, build: (doc: Packument) => unknown): Rendered | null | undefined {
     const entry = this.entries.get(name);
     if (!entry || Date.now() - entry.checkedAt >= this.revalidateMs) return undefined;
+    this.onLookup("hit");
     return this.renderEntry(name, entry, variant, build);
   }
 
@@ -166,9 +171,15 @@ export class PackumentCache {
 
   private async entry(name: string): Promise<Entry> {
     const cached = this.entries.get(name);
-    if (cached && Date.now() - cached.checkedAt < this.revalidateMs) return cached;
+    if (cached && Date.now() - cached.checkedAt < this.revalidateMs) {
+      this.onLookup("hit");
+      return cached;
+    }
     const pending = this.loading.get(name);
-    if (pending) return pending;
+    if (pending) {
+      this.onLookup("hit");
+      return pending;
+    }
     // Concurrent misses for one name share a single storage read.
     const load = this.load(name, cached).finally(() => this.loading.delete(name));
     this.loading.set(name, load);
@@ -181,9 +192,11 @@ export class PackumentCache {
       const head = await this.storage.head(key);
       if ((head?.etag ?? null) === cached.etag) {
         cached.checkedAt = Date.now();
+        this.onLookup("revalidated");
         return cached;
       }
     }
+    this.onLookup("miss");
     const object = await this.storage.get(key);
     const entry: Entry = object
       ? {

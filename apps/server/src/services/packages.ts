@@ -14,6 +14,7 @@ import {
 import { nextRev, type Packument, type Person, type VersionManifest } from "../npm/packument.js";
 import { digest, integrityMatches, readTarballManifest } from "../npm/tarball.js";
 import type { PackumentCache } from "./cache.js";
+import type { ChangeFeed } from "./changes.js";
 import type { SearchIndex } from "./search.js";
 import { assertTokenCovers, type Identity } from "./users.js";
 
@@ -105,6 +106,7 @@ export class PackagesService {
     private readonly storage: StorageDriver,
     private readonly cache: PackumentCache,
     private readonly search: SearchIndex,
+    private readonly changes?: ChangeFeed,
   ) {}
 
   /** The live document, or `null` for packages that do not exist or were unpublished. */
@@ -128,6 +130,9 @@ export class PackagesService {
     if (result.written && result.value && result.info) {
       this.cache.set(name, result.value, result.info.etag, result.info.size);
       this.search.update(result.value);
+      // The document is committed: a feed entry that fails to be written only delays other replicas
+      // until they revalidate, so it does not fail the request.
+      await this.changes?.append({ name, rev: result.value._rev }).catch(() => {});
     }
     return result.value;
   }
@@ -451,7 +456,8 @@ export class PackagesService {
 
       if (!changed) return undefined;
       // Tags may not point at versions that are gone; `latest` falls back to the highest stable.
-      for (const [tag, v] of Object.entries(next["dist-tags"])) if (!own(next.versions, v)) delete next["dist-tags"][tag];
+      for (const [tag, v] of Object.entries(next["dist-tags"]))
+        if (!own(next.versions, v)) delete next["dist-tags"][tag];
       if (Object.keys(next.versions).length === 0) {
         next._fwUnpublished = {
           time: new Date().toISOString(),

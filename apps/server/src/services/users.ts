@@ -35,6 +35,8 @@ export interface Identity {
 export interface UsersOptions {
   /** The access policy, for the roles and teams of each identity. */
   policy: Policy;
+  /** Seals users' TOTP secrets at rest (see @fw/auth's `UserStoreOptions.tfaKey`). */
+  tfaKey?: string;
   /** How long a verified token is trusted by the synchronous fast path, in ms. Revocations on this process apply at once. */
   tokenCacheMs?: number;
 }
@@ -63,7 +65,7 @@ export class UsersService {
   constructor(storage: StorageDriver, options: UsersOptions) {
     this.policy = options.policy;
     this.tokenCacheMs = options.tokenCacheMs ?? 5_000;
-    this.store = new UserStore(storage);
+    this.store = new UserStore(storage, options.tfaKey === undefined ? {} : { tfaKey: options.tfaKey });
     this.tokens = new TokenStore(storage, { users: this.store, cacheMs: this.tokenCacheMs });
   }
 

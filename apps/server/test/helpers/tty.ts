@@ -31,7 +31,7 @@ export function runInTty(
     const onData = (chunk: Buffer) => {
       output += chunk.toString("utf8");
       const exchange = options.exchanges[next];
-      if (exchange && exchange.waitFor.test(output.slice(answeredAt))) {
+      if (exchange?.waitFor.test(output.slice(answeredAt))) {
         next++;
         answeredAt = output.length;
         const answer = typeof exchange.answer === "string" ? exchange.answer : exchange.answer(output);
