@@ -214,12 +214,16 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   // Other replicas' writes reach this one through the feed: drop their packuments from the cache
   // and refresh search (writes through this process are already in both).
   const follower = followChanges(changes, {
-    onChange: async (change) => {
-      if (cache.peek(change.name)?.doc._rev === change.rev) return;
-      cache.invalidate(change.name);
-      const found = await cache.get(change.name);
-      if (found) search.update(found.doc);
-      else search.remove(change.name);
+    onChanges: async (batch) => {
+      // The last change of each package is enough: its document now includes the earlier ones.
+      const latest = new Map(batch.map((change) => [change.name, change]));
+      for (const change of latest.values()) {
+        if (cache.peek(change.name)?.doc._rev === change.rev) continue;
+        cache.invalidate(change.name);
+        const found = await cache.get(change.name);
+        if (found) search.update(found.doc);
+        else search.remove(change.name);
+      }
     },
     onError: (error) => logger.warn("could not read the change feed", { err: String(error) }),
   });

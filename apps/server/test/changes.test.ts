@@ -34,7 +34,7 @@ describe("ChangeFeed", () => {
     const writer = new ChangeFeed(storage);
     await writer.append({ name: "before" });
     const seen: Change[] = [];
-    const follower = followChanges(new ChangeFeed(storage), { intervalMs: 20, onChange: (c) => void seen.push(c) });
+    const follower = followChanges(new ChangeFeed(storage), { intervalMs: 20, onChanges: (c) => void seen.push(...c) });
     await follower.ready;
     await writer.append({ name: "a" });
     await writer.append({ name: "b", deleted: true });

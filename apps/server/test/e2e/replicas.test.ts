@@ -123,6 +123,29 @@ describe("three replicas on one RGW bucket", () => {
     await expectIntact(replicas, await packument(replicas[0] as Replica, "fleet-old"));
   });
 
+  it("a package published on one replica reaches the others' search through the change feed", async () => {
+    const [a, b, c] = replicas as [Replica, Replica, Replica];
+    const before = (await (await fetch(`${b.url}/-/changes`)).json()) as { last_seq: number };
+    expect((await publish(a, token, "fleet-solo-search", "1.0.0")).status).toBe(201);
+    for (const replica of [b, c]) {
+      let found = false;
+      for (let i = 0; i < 100 && !found; i++) {
+        const search = (await (await fetch(`${replica.url}/-/v1/search?text=fleet-solo-search`)).json()) as {
+          objects: { package: { name: string } }[];
+        };
+        found = search.objects.some((o) => o.package.name === "fleet-solo-search");
+        if (!found) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(found, `search on ${replica.url}`).toBe(true);
+    }
+    const feed = (await (await fetch(`${c.url}/-/changes?since=${before.last_seq}`)).json()) as {
+      results: { seq: number; id: string }[];
+      last_seq: number;
+    };
+    expect(feed.results.map((r) => r.id)).toContain("fleet-solo-search");
+    expect(feed.last_seq).toBeGreaterThan(before.last_seq);
+  });
+
   it("concurrent dist-tag moves from every replica converge to one value everywhere", async () => {
     const targets = Array.from({ length: 30 }, (_, i) => `2.0.${i * 2}`);
     const statuses = await Promise.all(
