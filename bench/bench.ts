@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readCorpus } from "./src/corpus.ts";
 import { type GetCase, measureGet, typicalTarball, wrkRound } from "./src/measure/http-load.ts";
-import { coldInstall, type Installer } from "./src/measure/installs.ts";
+import { coldInstall, type Installer, type InstallRun } from "./src/measure/installs.ts";
 import { measurePopular, seedPopular } from "./src/measure/popular.ts";
 import { publishGrowth } from "./src/measure/publish.ts";
 import { type Phase, parseOptions } from "./src/options.ts";
@@ -96,6 +96,7 @@ const result: BenchResult = {
   gets: [],
   publish: [],
   popular: [],
+  proxy: [],
   memory: [],
   warnings: [],
   errors: [],
@@ -285,6 +286,81 @@ try {
             failures: list.length - good.length,
           });
         }
+        save();
+      }
+    });
+  }
+
+  if (want("proxy")) {
+    await phase("installs through a proxy", async () => {
+      const upstream = byKind("fw");
+      if (!upstream) throw new Error("the proxy phase needs fw (the upstream): add fw to --registries");
+      // Fresh, empty proxies, each with the bench's fw (corpus loaded) as its only uplink.
+      const proxies: RunningServer[] = [];
+      try {
+        proxies.push(
+          await startFw(processes, {
+            workDir: join(workDir, "fw-proxy"),
+            maxBodyMB: 300,
+            serverModule: options.fwModule,
+            launch: options.fwLaunch ?? defaultLaunch(options.fwModule),
+            name: "fw-proxy",
+            extraConfig: {
+              uplinks: { up: { url: upstream.url } },
+              packages: { "**": { access: ["$all"], publish: ["$authenticated"], proxy: ["up"] } },
+            },
+          }),
+        );
+        proxies.push(
+          await startVerdaccio(processes, { workDir, maxBodyMB: 300, uplink: upstream.url, name: "verdaccio-proxy" }),
+        );
+        const proxyTokens = new Map<RunningServer, string>();
+        for (const proxy of proxies) {
+          log(`${proxy.kind}-proxy: ${proxy.label} at ${proxy.url} (pid ${proxy.pid}) → ${upstream.url}`);
+          proxyTokens.set(proxy, await addUser(proxy.url, USER, PASSWORD));
+        }
+        // Interleaved as in the installs phase; run 1 of each meets an empty proxy cache.
+        const runs = new Map<RunningServer, InstallRun[]>();
+        for (let i = 0; i < options.runs && Date.now() < deadline; i++) {
+          for (const proxy of proxies) {
+            const run = await coldInstall(processes, "npm", {
+              registry: proxy.url,
+              token: proxyTokens.get(proxy),
+              corpusDir: options.corpus,
+              tmpDir: workDir,
+              timeoutMs: options.installTimeoutSeconds * 1000,
+              pnpmBin: "pnpm",
+            });
+            runs.set(proxy, [...(runs.get(proxy) ?? []), run]);
+            log(
+              `npm via ${proxy.kind}-proxy run ${i + 1}${i === 0 ? " (cold proxy cache)" : ""}: ${run.seconds.toFixed(2)} s, ${run.ok ? "ok" : `FAILED ${run.error}`}, ${run.installed} packages`,
+            );
+          }
+        }
+        for (const proxy of proxies) {
+          const list = runs.get(proxy) ?? [];
+          const good = (l: InstallRun[]) => l.filter((r) => r.ok).map((r) => r.seconds);
+          const first = list[0];
+          const warm = good(list.slice(1));
+          result.proxy?.push({
+            kind: proxy.kind,
+            registry: proxy.label,
+            upstream: upstream.label,
+            runs: list,
+            firstSeconds: first?.ok ? first.seconds : Number.NaN,
+            warmMedianSeconds: warm.length > 0 ? median(warm) : Number.NaN,
+            medianSeconds: good(list).length > 0 ? median(good(list)) : Number.NaN,
+            failures: list.length - good(list).length,
+          });
+        }
+      } catch (error) {
+        for (const proxy of proxies) {
+          const t = proxy.logTail().trim();
+          if (t) log(`${proxy.kind}-proxy stderr (tail):\n${t.slice(-2000)}`);
+        }
+        throw error;
+      } finally {
+        for (const proxy of proxies) await processes.stop(proxy.pid);
         save();
       }
     });

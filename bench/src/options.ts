@@ -32,20 +32,21 @@ export interface BenchOptions {
   registries: Set<"fw" | "verdaccio" | "nginx">;
 }
 
-export const PHASES = ["load", "install", "get", "publish", "popular"] as const;
+export const PHASES = ["load", "install", "get", "publish", "popular", "proxy"] as const;
 export type Phase = (typeof PHASES)[number];
 
 const HELP = `usage: node bench.ts [options]
 
 Starts fw, Verdaccio and nginx (static mirror), loads the corpus, and measures installs, GETs under
-load, publish latency, a ~20 MB packument and fw's memory. Writes <out>/<date>.json and .md.
+load, publish latency, a ~20 MB packument, fw's memory and cold installs through a proxy (fw → fw
+vs Verdaccio → fw). Writes <out>/<date>.json and .md.
 
   --corpus DIR              corpus folder (default /work/shared/corpus/A)
   --tmp DIR                 scratch folder (default /dev/shm when it exists)
   --out DIR                 where results go (default bench/.runs)
   --only LIST               phases to run: ${PHASES.join(",")} (corpus loading always runs)
   --registries LIST         fw,verdaccio,nginx (default all three)
-  --runs N                  cold installs per registry and installer (default 3)
+  --runs N                  cold installs per registry and installer, and per proxy (default 3)
   --connections N           keep-alive connections for autocannon and wrk (default 50)
   --warmup S / --seconds S  autocannon warm-up and measured seconds (default 2 / 8)
   --wrk-seconds S           wrk seconds per target and round, 0 to skip wrk (default 5)

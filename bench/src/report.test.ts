@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { GetResult } from "./measure/http-load.ts";
-import { type BenchResult, evaluateGoals } from "./report.ts";
+import { type BenchResult, evaluateGoals, renderMarkdown } from "./report.ts";
 import { stats } from "./stats.ts";
 
 function get(kind: GetResult["kind"], c: GetResult["case"], auth: boolean, reqPerSec: number, MBps = 1): GetResult {
@@ -85,5 +85,45 @@ describe("goals", () => {
     const rss = goals.find((g) => g.what.startsWith("fw peak RSS"));
     expect(rss?.pass).toBe(false);
     expect(rss?.measured).toContain("(b)");
+  });
+});
+
+describe("proxy table", () => {
+  it("shows the cold-cache run and the median of the later runs for fw → fw and Verdaccio → fw", () => {
+    const run = (seconds: number, ok = true) => ({ seconds, ok, installed: 418 });
+    const markdown = renderMarkdown(
+      result({
+        proxy: [
+          {
+            kind: "fw",
+            registry: "fw",
+            upstream: "fw",
+            runs: [run(8), run(5), run(6)],
+            firstSeconds: 8,
+            warmMedianSeconds: 5.5,
+            medianSeconds: 6,
+            failures: 0,
+          },
+          {
+            kind: "verdaccio",
+            registry: "Verdaccio",
+            upstream: "fw",
+            runs: [run(10, false)],
+            firstSeconds: Number.NaN,
+            warmMedianSeconds: Number.NaN,
+            medianSeconds: Number.NaN,
+            failures: 1,
+          },
+        ],
+      }),
+      { command: "x" },
+    );
+    expect(markdown).toContain("| run 1, proxy cache empty, s | **8.00** | fail |");
+    expect(markdown).toContain("| runs 2…, proxy cache warm, s, median (runs) | **5.50** (5.00, 6.00) | – |");
+    expect(markdown).toContain("| failures | 0 of 3 | 1 of 1 |");
+  });
+
+  it("leaves the table out when the phase did not run", () => {
+    expect(renderMarkdown(result({}), { command: "x" })).not.toContain("Through a proxy");
   });
 });

@@ -13,6 +13,22 @@ export interface Goal {
   pass: boolean | null;
 }
 
+/** Cold `npm ci` through a proxy registry whose uplink is the bench's fw with the corpus loaded. */
+export interface ProxyInstalls {
+  /** The proxy's implementation: "fw" (fw → fw) or "verdaccio" (Verdaccio → fw). */
+  kind: RegistryKind;
+  registry: string;
+  upstream: string;
+  runs: InstallRun[];
+  /** Run 1: the proxy's cache is empty, every packument and tarball comes from the upstream. */
+  firstSeconds: number;
+  /** Runs 2…: the proxy has cached what run 1 fetched (NaN with --runs 1). */
+  warmMedianSeconds: number;
+  /** Median of every successful run. */
+  medianSeconds: number;
+  failures: number;
+}
+
 export interface BenchResult {
   tool: string;
   startedAt: string;
@@ -34,6 +50,8 @@ export interface BenchResult {
   gets: GetResult[];
   publish: ({ kind: RegistryKind; registry: string } & GrowthResult)[];
   popular: PopularResult[];
+  /** Optional so results written before the proxy phase existed still render. */
+  proxy?: ProxyInstalls[];
   memory: {
     phase: string;
     seconds: number;
@@ -349,6 +367,35 @@ export function renderMarkdown(r: BenchResult, context: { command: string }): st
             const mem = r.memory.find((x) => x.phase === `popular package (${p.kind})`)?.servers[p.kind];
             return mem ? fmt(mem.peakMB) : "–";
           }),
+        ],
+      ),
+    );
+  }
+  const proxies = r.proxy ?? [];
+  if (proxies.length > 0) {
+    out.push("");
+    out.push(
+      "**Through a proxy**: cold `npm ci` via fw → fw vs Verdaccio → fw (a second fw and a second Verdaccio, fresh and empty, each with the bench's fw as its only uplink; the lockfile's `resolved` URLs point at the proxy)",
+    );
+    out.push("");
+    const cell = (p: ProxyInstalls | undefined, f: (p: ProxyInstalls) => string) => (p ? f(p) : "–");
+    const fwProxy = proxies.find((p) => p.kind === "fw");
+    const vProxy = proxies.find((p) => p.kind === "verdaccio");
+    const prow = (what: string, f: (p: ProxyInstalls) => string) => [what, cell(fwProxy, f), cell(vProxy, f)];
+    const runText = (x: InstallRun) => (x.ok ? fmt(x.seconds, 2) : "fail");
+    out.push(
+      table(
+        ["test", "fw → fw", "Verdaccio → fw"],
+        [
+          prow("run 1, proxy cache empty, s", (p) => {
+            const first = p.runs[0];
+            return first ? (first.ok ? `**${fmt(first.seconds, 2)}**` : "fail") : "–";
+          }),
+          prow("runs 2…, proxy cache warm, s, median (runs)", (p) =>
+            p.runs.length > 1 ? `**${fmt(p.warmMedianSeconds, 2)}** (${p.runs.slice(1).map(runText).join(", ")})` : "–",
+          ),
+          prow("packages installed (run 1)", (p) => fmt(p.runs[0]?.installed ?? undefined)),
+          prow("failures", (p) => `${p.failures} of ${p.runs.length}`),
         ],
       ),
     );

@@ -67,6 +67,10 @@ export async function startFw(
     maxBodyMB: number;
     serverModule?: string | undefined;
     launch: FwLaunch;
+    /** Extra top-level config keys, e.g. `uplinks` and `packages` for a proxy. */
+    extraConfig?: Record<string, unknown>;
+    /** Name of the process in the bench's logs (default "fw"). */
+    name?: string;
   },
 ): Promise<RunningServer> {
   const storage = join(options.workDir, "fw-storage");
@@ -80,6 +84,7 @@ export async function startFw(
       auth: { signup: true },
       limits: { maxBodySize: options.maxBodyMB * 1024 * 1024 },
       log: { level: "warn", format: "json" },
+      ...options.extraConfig,
     }),
   );
   const nodeArgs = options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
@@ -87,7 +92,7 @@ export async function startFw(
     options.launch === "cli"
       ? [cliEntry, "registry", "start", "--config", configFile, "--json"]
       : [join(here, "fw-entry.ts"), configFile];
-  const child = processes.start("fw", process.execPath, [...nodeArgs, ...script], {
+  const child = processes.start(options.name ?? "fw", process.execPath, [...nodeArgs, ...script], {
     cwd: options.workDir,
     // fw waits for open connections for up to 30 s before it exits; the CPU profile is written then
     graceMs: 40_000,
@@ -98,7 +103,7 @@ export async function startFw(
     },
   });
   const logTail = tail(child.stderr);
-  const url = await waitForUrlLine(child, 30_000, "fw", logTail);
+  const url = await waitForUrlLine(child, 30_000, options.name ?? "fw", logTail);
   tail(child.stdout);
   const pid = child.pid as number;
   const label = `${options.serverModule ? `fw (${options.serverModule})` : fwVersion().label}${options.launch === "cli" ? ", fw registry start" : ""}`;
