@@ -117,12 +117,12 @@ describe("parseConfig", () => {
         {
           path: "port",
           message:
-            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages, trustedPublishing, secrets, trustProxy, uplinks",
+            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages, trustedPublishing, secrets, trustProxy, metrics, uplinks",
         },
         {
           path: "hots",
           message:
-            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages, trustedPublishing, secrets, trustProxy, uplinks",
+            "unknown key; expected one of: $schema, listen, publicUrl, storage, auth, limits, log, roles, teams, packages, trustedPublishing, secrets, trustProxy, metrics, uplinks",
         },
       ],
     ],
