@@ -149,7 +149,13 @@ export async function startRegistry(input: FwConfig, options: StartOptions = {})
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= new Promise<void>((resolve) => {
-      server.close(() => resolve());
+      // Keep-alive connections that finish their in-flight response become idle afterwards; close
+      // them as they do instead of waiting out the keep-alive timeout.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      server.close(() => {
+        clearInterval(sweep);
+        resolve();
+      });
       server.closeIdleConnections();
     })
       .then(() => registry.close())
