@@ -22,6 +22,7 @@ import { checkPassword } from "./routes/guard.js";
 import { miscRoutes } from "./routes/misc.js";
 import { OIDC_EXCHANGE_PREFIX, oidcRoutes } from "./routes/oidc.js";
 import { opsRoutes } from "./routes/ops.js";
+import { orgRoutes } from "./routes/orgs.js";
 import { createFastRead, type FastReadRequest, packageRoutes, type ResponseParts } from "./routes/packages.js";
 import { userRoutes } from "./routes/users.js";
 import { BackgroundTasks } from "./services/background.js";
@@ -29,6 +30,7 @@ import { PackumentCache } from "./services/cache.js";
 import { ChangeFeed, followChanges } from "./services/changes.js";
 import { LoginService } from "./services/logins.js";
 import { Metrics } from "./services/metrics.js";
+import { OrgService } from "./services/orgs.js";
 import { PackagesService, packumentKey } from "./services/packages.js";
 import { SearchIndex } from "./services/search.js";
 import { type Identity, UsersService } from "./services/users.js";
@@ -127,8 +129,12 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   const search = new SearchIndex();
   // The config loader already cross-checked the policy; configs built in code are checked here.
   const policy = parsePolicy(config.access ?? {});
+  const orgs = new OrgService(storage, {
+    onError: (error) => logger.warn("could not load orgs and teams", { err: String(error) }),
+  });
   const users = new UsersService(storage, {
     policy,
+    teamsOf: (user) => orgs.teamsOf(user),
     ...(config.auth.tfaKey !== undefined && { tfaKey: config.auth.tfaKey }),
   });
   const changes = new ChangeFeed(storage);
@@ -144,6 +150,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     users,
     packages: new PackagesService(storage, cache, search, changes),
     changes,
+    orgs,
     logins: new LoginService(storage),
     audit: new AuditLog(storage),
     background,
@@ -199,6 +206,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   // npm builds the exchange URL from the registry's origin alone, so it is answered at the host root.
   oidcRoutes(app, services);
   userRoutes(root, services);
+  orgRoutes(root, services);
   miscRoutes(root, services);
   opsRoutes(root, services, config.metrics ? { metrics: config.metrics } : {});
   changesRoutes(root, services);
@@ -206,10 +214,13 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   app.notFound(() => errorResponse(new RegistryError("E_NOT_FOUND", "not found"), logger));
   app.onError((error) => errorResponse(error, logger));
 
-  const ready = services.packages.indexAll().then(
-    (count) => logger.info("search index loaded", { packages: count }),
-    (error: unknown) => logger.error("could not load the search index", { err: String(error) }),
-  );
+  const ready = Promise.all([
+    services.packages.indexAll().then(
+      (count) => logger.info("search index loaded", { packages: count }),
+      (error: unknown) => logger.error("could not load the search index", { err: String(error) }),
+    ),
+    orgs.ready,
+  ]).then(() => undefined);
 
   // Other replicas' writes reach this one through the feed: drop their packuments from the cache
   // and refresh search (writes through this process are already in both).
@@ -235,6 +246,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     idle: () => services.background.idle(),
     close: async () => {
       follower.stop();
+      orgs.stop();
       await services.background.idle();
     },
     clientIp: clientIpResolver(config.trustProxy),

@@ -19,6 +19,7 @@ import type { PackumentCache } from "./services/cache.js";
 import type { ChangeFeed } from "./services/changes.js";
 import type { LoginService } from "./services/logins.js";
 import type { Metrics } from "./services/metrics.js";
+import type { OrgService } from "./services/orgs.js";
 import type { PackagesService } from "./services/packages.js";
 import type { SearchIndex } from "./services/search.js";
 import type { Identity, UsersService } from "./services/users.js";
@@ -57,6 +58,8 @@ export interface Services {
   metrics: Metrics;
   /** Packages not hosted here, fetched from the configured upstream registries (uplinks) and cached. */
   uplinks: UplinkService;
+  /** Orgs and teams managed with `npm org` and `npm team`. */
+  orgs: OrgService;
   /** The storage's ordered feed of package changes (`GET /-/changes`, replicas follow it). */
   changes: ChangeFeed;
   /** OIDC trusted publishing, when the config sets it up. */

@@ -35,6 +35,8 @@ export interface Identity {
 export interface UsersOptions {
   /** The access policy, for the roles and teams of each identity. */
   policy: Policy;
+  /** `org:team` names a user belongs to beyond the config's `teams` (teams managed with `npm team`). */
+  teamsOf?(user: string): readonly string[];
   /** Seals users' TOTP secrets at rest (see @fw/auth's `UserStoreOptions.tfaKey`). */
   tfaKey?: string;
   /** How long a verified token is trusted by the synchronous fast path, in ms. Revocations on this process apply at once. */
@@ -62,8 +64,11 @@ export class UsersService {
 
   private readonly policy: Policy;
 
+  private readonly teamsOf: ((user: string) => readonly string[]) | undefined;
+
   constructor(storage: StorageDriver, options: UsersOptions) {
     this.policy = options.policy;
+    this.teamsOf = options.teamsOf;
     this.tokenCacheMs = options.tokenCacheMs ?? 5_000;
     this.store = new UserStore(storage, options.tfaKey === undefined ? {} : { tfaKey: options.tfaKey });
     this.tokens = new TokenStore(storage, { users: this.store, cacheMs: this.tokenCacheMs });
@@ -94,8 +99,14 @@ export class UsersService {
       name: user.name,
       ...(user.email !== undefined && { email: user.email }),
       readonly: false,
-      principal: identityFor(this.policy, user),
+      principal: this.withOrgTeams(identityFor(this.policy, user)),
     };
+  }
+
+  private withOrgTeams(identity: UserIdentity): UserIdentity {
+    const extra = this.teamsOf?.(identity.name) ?? [];
+    if (extra.length === 0) return identity;
+    return { ...identity, teams: [...new Set([...identity.teams, ...extra])] };
   }
 
   async changePassword(name: string, oldPassword: string, newPassword: string): Promise<void> {
@@ -161,7 +172,7 @@ export class UsersService {
       readonly: isReadOnly(record),
       tokenKey: record.key,
       token: record,
-      principal: identityFor(this.policy, decision.user, record),
+      principal: this.withOrgTeams(identityFor(this.policy, decision.user, record)),
     };
     if (this.verified.size > 10_000) this.verified.clear();
     this.verified.set(record.hash, { identity, record, at: Date.now() });
