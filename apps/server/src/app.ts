@@ -1,14 +1,16 @@
+import { createHash } from "node:crypto";
 import {
   AuditLog,
   ipAllowed,
   LoginBackoff,
   npmAudience,
+  type PolicyConfig,
   parsePolicy,
   parseTrustedPublishing,
   RateLimiter,
   TrustedPublishing,
 } from "@fw/auth";
-import type { StorageDriver } from "@fw/storage-r2";
+import { casUpdate, type StorageDriver } from "@fw/storage-r2";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { FwConfig } from "./config/index.js";
@@ -119,6 +121,31 @@ function clientIpResolver(proxies: readonly string[] | undefined): Registry["cli
   };
 }
 
+/**
+ * Package rules live in the config, so a change to them shows up when a registry starts with a new
+ * config: the rules in force are kept in storage (`config/access.json`) and a difference is appended to
+ * the audit trail (which replica saw it first wins the compare-and-swap; the others find it unchanged).
+ */
+async function recordPolicyChange(storage: StorageDriver, audit: AuditLog, access: PolicyConfig): Promise<void> {
+  const text = JSON.stringify(access);
+  const digest = createHash("sha256").update(text).digest("hex");
+  let previous: string | undefined;
+  const result = await casUpdate<{ sha256: string; access: unknown }>(storage, "config/access.json", (current) => {
+    previous = current?.sha256;
+    return current?.sha256 === digest ? undefined : { sha256: digest, access };
+  });
+  if (!result.written) return;
+  await audit.append({
+    action: "policy.change",
+    details: {
+      rules: Object.keys(access.packages ?? {}).length,
+      roles: Object.keys(access.roles ?? {}).length,
+      teams: Object.keys(access.teams ?? {}).length,
+      first: previous === undefined,
+    },
+  });
+}
+
 /** Builds the registry: config and storage in, a Web-standard `fetch(Request) → Response` out. */
 export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   const logger = deps.logger ?? silent;
@@ -220,6 +247,9 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
       (error: unknown) => logger.error("could not load the search index", { err: String(error) }),
     ),
     orgs.ready,
+    recordPolicyChange(storage, services.audit, config.access ?? {}).catch((error: unknown) =>
+      logger.warn("could not record the access rules", { err: String(error) }),
+    ),
   ]).then(() => undefined);
 
   // Other replicas' writes reach this one through the feed: drop their packuments from the cache

@@ -94,3 +94,24 @@ describe("secret references in the config", () => {
     await expect(resolveConfigSecrets(config)).rejects.toThrow(/secrets\.vault/);
   });
 });
+
+describe("access rules in the audit trail", () => {
+  it("a start with changed package rules is recorded once; an unchanged start is not", async () => {
+    const { AuditLog } = await import("@fw/auth");
+    const storage = memoryDriver();
+    const start = async (packages: Record<string, { access: string[]; publish: string[] }>) => {
+      const registry = createRegistry({ ...testConfig("/unused"), access: { packages } }, { storage });
+      await registry.ready;
+      await registry.close();
+    };
+    const open = { "**": { access: ["$all"], publish: ["$authenticated"] } };
+    await start(open);
+    await start(open);
+    await start({ ...open, "@acme/*": { access: ["$authenticated"], publish: ["$authenticated"] } });
+    const events = await new AuditLog(storage).query({ action: "policy.change" });
+    expect(events.map((e) => [e.details?.rules, e.details?.first])).toEqual([
+      [1, true],
+      [2, false],
+    ]);
+  });
+});

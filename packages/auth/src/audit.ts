@@ -21,6 +21,7 @@ export type AuditAction =
   | "owner"
   | "2fa"
   | "access.denied"
+  | "policy.change"
   | "secret.read"
   | "secret.set"
   | "secret.rotate"
