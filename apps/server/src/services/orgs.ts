@@ -41,7 +41,7 @@ export class OrgService {
 
   constructor(
     private readonly storage: StorageDriver,
-    private readonly options: { refreshMs?: number; onError?(error: unknown): void } = {},
+    options: { refreshMs?: number; onError?(error: unknown): void } = {},
   ) {
     this.ready = this.reload().catch((error: unknown) => options.onError?.(error));
     this.timer = setInterval(() => {
