@@ -1,24 +1,5 @@
-import type { CAC, Command } from "cac";
-import { CONFIG_FLAG, type Flags, text } from "../../flags.js";
-
-/** The flags of every command that talks to a registry, read by `RegistryClient.create`. */
-function registryFlags(command: Command): Command {
-  return command
-    .option("--registry <url>", "Registry URL (default: FW_REGISTRY, else the fw config's publicUrl or listen address)")
-    .option("--token <token>", "Bearer token (default: FW_TOKEN, else the registry's _authToken in .npmrc)")
-    .option(...CONFIG_FLAG);
-}
-
-function client(flags: Flags): { registry?: string; token?: string; config?: string } {
-  const registry = text(flags.registry);
-  const token = text(flags.token);
-  const config = text(flags.config);
-  return {
-    ...(registry !== undefined && { registry }),
-    ...(token !== undefined && { token }),
-    ...(config !== undefined && { config }),
-  };
-}
+import type { CAC } from "cac";
+import { CONFIG_FLAG, clientFlags, type Flags, registryFlags, text } from "../../flags.js";
 
 /**
  * A flag's value exactly as typed. cac's parser (mri) turns values that look like numbers into
@@ -51,7 +32,7 @@ export function registerRegistryClientCommands(cli: CAC): void {
     .action(async (path: unknown, flags: Flags) => {
       const { run } = await import("./publish.js");
       await run({
-        ...client(flags),
+        ...clientFlags(flags),
         path: text(path) ?? ".",
         tag: text(flags.tag),
         access: text(flags.access),
@@ -71,7 +52,7 @@ export function registerRegistryClientCommands(cli: CAC): void {
     .example("  $ fw registry info @acme/web@next")
     .action(async (pkg: unknown, flags: Flags) => {
       const { run } = await import("./info.js");
-      await run({ ...client(flags), pkg: String(pkg), json: flags.json === true });
+      await run({ ...clientFlags(flags), pkg: String(pkg), json: flags.json === true });
     });
 
   registryFlags(
@@ -84,7 +65,7 @@ export function registerRegistryClientCommands(cli: CAC): void {
       const { run } = await import("./search.js");
       const limit = text(flags.limit);
       await run({
-        ...client(flags),
+        ...clientFlags(flags),
         query: (Array.isArray(query) ? query : [query]).map(String).join(" "),
         limit: limit === undefined ? undefined : Number(limit),
         json: flags.json === true,

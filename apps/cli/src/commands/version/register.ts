@@ -1,24 +1,5 @@
-import type { CAC, Command } from "cac";
-import { CONFIG_FLAG, type Flags, text } from "../../flags.js";
-
-/** The flags of every command that talks to a registry, read by `RegistryClient.create`. */
-function registryFlags(command: Command): Command {
-  return command
-    .option("--registry <url>", "Registry URL (default: FW_REGISTRY, else the fw config's publicUrl or listen address)")
-    .option("--token <token>", "Bearer token (default: FW_TOKEN, else the registry's _authToken in .npmrc)")
-    .option(...CONFIG_FLAG);
-}
-
-function client(flags: Flags): { registry?: string; token?: string; config?: string } {
-  const registry = text(flags.registry);
-  const token = text(flags.token);
-  const config = text(flags.config);
-  return {
-    ...(registry !== undefined && { registry }),
-    ...(token !== undefined && { token }),
-    ...(config !== undefined && { config }),
-  };
-}
+import type { CAC } from "cac";
+import { clientFlags, type Flags, registryFlags, text } from "../../flags.js";
 
 function count(flags: Flags, name: string): number | undefined {
   const value = text(flags[name]);
@@ -75,7 +56,7 @@ export function registerVersionCommands(cli: CAC): void {
     .action(async (pkg: unknown, format: unknown, flags: Flags) => {
       const { run } = await import("./graph.js");
       await run({
-        ...client(flags),
+        ...clientFlags(flags),
         pkg: String(pkg),
         format: text(format),
         all: flags.all === true,
@@ -100,7 +81,7 @@ export function registerVersionCommands(cli: CAC): void {
     .action(async (pkg: unknown, version: unknown, flags: Flags) => {
       const { run } = await import("./rollback.js");
       await run({
-        ...client(flags),
+        ...clientFlags(flags),
         pkg: String(pkg),
         version: String(version),
         tag: text(flags.tag) ?? "latest",
