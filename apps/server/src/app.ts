@@ -25,7 +25,7 @@ import { miscRoutes } from "./routes/misc.js";
 import { OIDC_EXCHANGE_PREFIX, oidcRoutes } from "./routes/oidc.js";
 import { opsRoutes } from "./routes/ops.js";
 import { orgRoutes } from "./routes/orgs.js";
-import { createFastRead, type FastReadRequest, packageRoutes, type ResponseParts } from "./routes/packages.js";
+import { createFastRead, type FastReadParts, type FastReadRequest, packageRoutes } from "./routes/packages.js";
 import { userRoutes } from "./routes/users.js";
 import { BackgroundTasks } from "./services/background.js";
 import { PackumentCache } from "./services/cache.js";
@@ -51,11 +51,11 @@ export interface RegistryDeps {
 export interface Registry {
   fetch(request: Request, info?: RequestInfo): Promise<Response>;
   /**
-   * Answers the hottest requests (cached packument GETs) synchronously from plain request parts, or
+   * Answers the hottest requests (cached packument and tarball GETs) synchronously from plain request parts, or
    * returns `undefined` for everything else. Adapters that can skip building a Web Request (Node)
    * try it first; `fetch` alone gives the same answers.
    */
-  fastRead(request: FastReadRequest): ResponseParts | undefined;
+  fastRead(request: FastReadRequest): FastReadParts | undefined;
   /** Resolves once the search index is loaded from storage. */
   ready: Promise<void>;
   /** Resolves once work left after responses (audit appends) is written; call before closing storage. */

@@ -81,6 +81,48 @@ describe("fastRead", () => {
     }
   });
 
+  it("answers cached tarball GETs exactly as the full route does, and never a version that is gone", async () => {
+    const { registry, token } = await setup({ packages: { "@acme/*": { access: ["$authenticated"] } } });
+    const auth = { authorization: `Bearer ${token}` };
+    const fast = (url: string, headers: Record<string, string> = {}, method = "GET") =>
+      registry.fastRead({ method, url, origin: ORIGIN, header: (name) => headers[name] });
+    const scoped = "/@acme/widget/-/widget-1.0.0.tgz";
+    // Not in memory until the full route has read it once.
+    expect(fast("/plain/-/plain-1.0.0.tgz")).toBeUndefined();
+    for (const [path, headers] of [
+      ["/plain/-/plain-1.0.0.tgz", {}],
+      [scoped, auth],
+    ] as const) {
+      const full = await registry.fetch(new Request(`${ORIGIN}${path}`, { headers }));
+      expect(full.status).toBe(200);
+      const fullBody = new Uint8Array(await full.arrayBuffer());
+      const answer = fast(path, headers);
+      expect(answer?.route).toBe("tarball");
+      expect(answer?.status).toBe(200);
+      for (const header of ["etag", "content-type", "content-length", "cache-control"]) {
+        expect(answer?.headers[header] ?? null, `${path} ${header}`).toBe(full.headers.get(header));
+      }
+      expect(answer?.body).toEqual(fullBody);
+      expect(fast(path, headers, "HEAD")?.body).toBeNull();
+      const etag = full.headers.get("etag") as string;
+      expect(fast(path, { ...headers, "if-none-match": etag })?.status).toBe(304);
+    }
+    // A private tarball without a token, a file that is not this package's, a version that does not exist:
+    // the full route decides (and refuses).
+    expect(fast(scoped)).toBeUndefined();
+    expect(fast("/plain/-/other-1.0.0.tgz")).toBeUndefined();
+    expect(fast("/plain/-/plain-9.9.9.tgz")).toBeUndefined();
+    expect(fast("/plain/-/.plain-1.0.0.tgz")).toBeUndefined();
+    // Unpublished: the cached bytes are never served again.
+    const doc = (await (await registry.fetch(new Request(`${ORIGIN}/plain?write=true`))).json()) as { _rev: string };
+    const removed = await registry.fetch(
+      new Request(`${ORIGIN}/plain/-rev/${doc._rev}`, { method: "DELETE", headers: auth }),
+    );
+    expect(removed.status).toBe(200);
+    expect(fast("/plain/-/plain-1.0.0.tgz")).toBeUndefined();
+    expect((await registry.fetch(new Request(`${ORIGIN}/plain/-/plain-1.0.0.tgz`))).status).toBe(404);
+  });
+
   it("leaves everything it cannot answer from memory to the full route", async () => {
     const { registry } = await setup();
     const fast = (url: string, headers: Record<string, string> = {}, method = "GET") =>

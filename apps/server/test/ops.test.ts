@@ -204,8 +204,8 @@ describe("/-/metrics", () => {
 
   it("counts fast-path responses, cache lookups, CAS retries, storage and upstream errors", async () => {
     const metrics = new Metrics();
-    metrics.observeFastRead("GET", 200, 0.0002);
-    metrics.observeFastRead("HEAD", 304, 0.0001);
+    metrics.observeFastRead("GET", "packument", 200, 0.0002);
+    metrics.observeFastRead("HEAD", "tarball", 304, 0.0001);
     for (const result of ["hit", "hit", "hit", "revalidated", "miss"] as const) metrics.cacheLookup(result);
     metrics.upstreamError("npmjs", "timeout");
 
@@ -225,7 +225,9 @@ describe("/-/metrics", () => {
 
     const text = await scrape(metrics);
     expect(sample(text, "fw_http_requests_total", { method: "GET", route: "/:package", status: "200" })).toBe(1);
-    expect(sample(text, "fw_http_requests_total", { method: "HEAD", route: "/:package", status: "304" })).toBe(1);
+    expect(
+      sample(text, "fw_http_requests_total", { method: "HEAD", route: "/:package/-/:tarball", status: "304" }),
+    ).toBe(1);
     expect(sample(text, "fw_packument_cache_lookups_total", { result: "hit" })).toBe(3);
     expect(sample(text, "fw_packument_cache_hit_ratio", {})).toBe(0.8);
     expect(sample(text, "fw_upstream_errors_total", { upstream: "npmjs", reason: "timeout" })).toBe(1);

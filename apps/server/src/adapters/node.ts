@@ -70,7 +70,7 @@ export function createNodeListener(registry: Registry): (req: IncomingMessage, r
     if (!fast) return void viaFetch(req, res);
     res.writeHead(fast.status, fast.headers);
     res.end(fast.body ?? undefined);
-    metrics.observeFastRead(req.method ?? "GET", fast.status, (performance.now() - started) / 1000);
+    metrics.observeFastRead(req.method ?? "GET", fast.route, fast.status, (performance.now() - started) / 1000);
   };
 }
 

@@ -23,30 +23,36 @@ const ABBREVIATED = "application/vnd.npm.install-v1+json";
 
 type Encoding = "br" | "gzip" | undefined;
 
-/** Clients send a handful of distinct Accept-Encoding values: each is parsed once. */
-const encodingByHeader = new Map<string, Encoding>();
-
-function preferredEncoding(header: string | undefined): Encoding {
-  if (!header) return undefined;
-  let encoding = encodingByHeader.get(header);
-  if (encoding === undefined && !encodingByHeader.has(header)) {
-    encoding = parseAcceptEncoding(header);
-    if (encodingByHeader.size >= 256) encodingByHeader.clear();
-    encodingByHeader.set(header, encoding);
-  }
-  return encoding;
+interface Accepted {
+  preferred: Encoding;
+  gzip: boolean;
 }
 
-function parseAcceptEncoding(header: string): Encoding {
+/** Clients send a handful of distinct Accept-Encoding values: each is parsed once. */
+const acceptedByHeader = new Map<string, Accepted>();
+const ACCEPTS_NOTHING: Accepted = { preferred: undefined, gzip: false };
+
+function acceptedEncodings(header: string | undefined): Accepted {
+  if (!header) return ACCEPTS_NOTHING;
+  let accepted = acceptedByHeader.get(header);
+  if (accepted === undefined) {
+    accepted = parseAcceptEncoding(header);
+    if (acceptedByHeader.size >= 256) acceptedByHeader.clear();
+    acceptedByHeader.set(header, accepted);
+  }
+  return accepted;
+}
+
+function parseAcceptEncoding(header: string): Accepted {
   const accepted = new Map<string, number>();
   for (const part of header.split(",")) {
     const [token, ...params] = part.trim().toLowerCase().split(";");
     const q = params.find((p) => p.trim().startsWith("q="));
     accepted.set(token?.trim() ?? "", q ? Number(q.trim().slice(2)) : 1);
   }
-  if ((accepted.get("br") ?? 0) > 0) return "br";
-  if ((accepted.get("gzip") ?? 0) > 0 || (accepted.get("*") ?? 0) > 0) return "gzip";
-  return undefined;
+  const gzip = (accepted.get("gzip") ?? 0) > 0 || (accepted.get("*") ?? 0) > 0;
+  if ((accepted.get("br") ?? 0) > 0) return { preferred: "br", gzip };
+  return { preferred: gzip ? "gzip" : undefined, gzip };
 }
 
 function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
@@ -79,7 +85,10 @@ function renderedParts(
     "cache-control": "no-cache",
   };
   if (etagMatches(request.ifNoneMatch, rendered.etag)) return { status: 304, headers, body: null };
-  const encoding = preferredEncoding(request.acceptEncoding);
+  const accepted = acceptedEncodings(request.acceptEncoding);
+  // A form kept only as gzip (a large document) is not recompressed as brotli for clients that take gzip too.
+  const encoding =
+    accepted.preferred === "br" && accepted.gzip && !rendered.br && !rendered.json ? "gzip" : accepted.preferred;
   const body = encoding ? cache.compressed(name, rendered, encoding) : cache.identity(rendered);
   if (encoding) headers["content-encoding"] = encoding;
   headers["content-length"] = String(body.byteLength);
@@ -142,26 +151,22 @@ export interface FastReadRequest {
 
 // Only plain package paths: anything with other escapes, a query or more segments takes the full route.
 const PACKUMENT_PATH = /^\/((?:@[a-z0-9][\w.~-]*(?:\/|%2[fF]))?[a-z0-9_][\w.~-]*)$/;
+const TARBALL_PATH = /^\/((?:@[a-z0-9][\w.~-]*(?:\/|%2[fF]))?[a-z0-9_][\w.~-]*)\/-\/([\w~+-][\w.~+-]*\.tgz)$/;
+
+/** What the fast path answered, so adapters count it under the route the full path would have used. */
+export type FastReadParts = ResponseParts & { route: "packument" | "tarball" };
 
 /**
- * Answers a packument GET synchronously from the cache when everything it needs is already in
- * memory (document fresh, token known); `undefined` sends the request down the normal async route,
- * which gives the same answer. It skips building Web Request/Response objects, which on Node costs
- * more than the rest of the request.
+ * Answers packument and tarball GETs synchronously when everything they need is already in memory
+ * (document fresh, token known, tarball cached); `undefined` sends the request down the normal async
+ * route, which gives the same answer. It skips building Web Request/Response objects, which on Node
+ * costs more than the rest of the request.
  */
-export function createFastRead(services: Services): (request: FastReadRequest) => ResponseParts | undefined {
-  return (request) => {
-    if (request.method !== "GET" && request.method !== "HEAD") return undefined;
-    let path = request.url;
-    if (services.basePath) {
-      if (!path.startsWith(`${services.basePath}/`)) return undefined;
-      path = path.slice(services.basePath.length);
-    }
-    const match = PACKUMENT_PATH.exec(path);
-    if (!match) return undefined;
-    const name = (match[1] as string).replace(/%2f/i, "/");
+export function createFastRead(services: Services): (request: FastReadRequest) => FastReadParts | undefined {
+  /** The identity behind the request's token, `null` when anonymous, `undefined` to take the full route. */
+  const reader = (request: FastReadRequest, name: string) => {
     const authorization = request.header("authorization");
-    let who: ReturnType<typeof services.users.cachedIdentity>;
+    let who: ReturnType<typeof services.users.cachedIdentity> | null = null;
     if (authorization) {
       if (!authorization.startsWith("Bearer ")) return undefined;
       who = services.users.cachedIdentity(authorization.slice(7).trim(), request.clientIp);
@@ -172,7 +177,11 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
     // Without rules or token limits the built-in default lets everyone read: skip the evaluation.
     const limited =
       services.policy.rules.length > 0 || (who?.token?.packages?.length ?? 0) + (who?.token?.scopes?.length ?? 0) > 0;
-    if (limited && !readDecision(services.policy, who, name).allowed) return undefined;
+    if (limited && !readDecision(services.policy, who ?? undefined, name).allowed) return undefined;
+    return who;
+  };
+
+  const packumentRead = (request: FastReadRequest, name: string): FastReadParts | undefined => {
     const base = services.config.publicUrl ?? request.origin + services.basePath;
     const abbreviated = (request.header("accept") ?? "").includes(ABBREVIATED);
     const variant = `${abbreviated ? "a" : "f"}|${base}`;
@@ -184,11 +193,47 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
       rendered = services.uplinks.renderFresh(name, variant, buildView(abbreviated, base));
     }
     if (!rendered) return undefined;
-    return renderedParts(cache, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
+    const parts = renderedParts(cache, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
       method: request.method,
       ifNoneMatch: request.header("if-none-match"),
       acceptEncoding: request.header("accept-encoding"),
     });
+    return { ...parts, route: "packument" };
+  };
+
+  const tarballRead = (request: FastReadRequest, name: string, filename: string): FastReadParts | undefined => {
+    const doc = services.cache.docFresh(name);
+    const prefix = `${baseName(name)}-`;
+    if (!doc || !filename.startsWith(prefix) || !own(doc.versions, filename.slice(prefix.length, -".tgz".length))) {
+      return undefined;
+    }
+    const content = services.packages.peekTarball(name, filename);
+    if (!content) return undefined;
+    const headers = tarballHeaders(content);
+    if (etagMatches(request.header("if-none-match"), headers.etag as string)) {
+      return { status: 304, headers, body: null, route: "tarball" };
+    }
+    return { status: 200, headers, body: request.method === "HEAD" ? null : content.body, route: "tarball" };
+  };
+
+  return (request) => {
+    if (request.method !== "GET" && request.method !== "HEAD") return undefined;
+    let path = request.url;
+    if (services.basePath) {
+      if (!path.startsWith(`${services.basePath}/`)) return undefined;
+      path = path.slice(services.basePath.length);
+    }
+    const packumentMatch = PACKUMENT_PATH.exec(path);
+    if (packumentMatch) {
+      const name = (packumentMatch[1] as string).replace(/%2f/i, "/");
+      return reader(request, name) === undefined ? undefined : packumentRead(request, name);
+    }
+    const tarballMatch = TARBALL_PATH.exec(path);
+    if (tarballMatch) {
+      const name = (tarballMatch[1] as string).replace(/%2f/i, "/");
+      return reader(request, name) === undefined ? undefined : tarballRead(request, name, tarballMatch[2] as string);
+    }
+    return undefined;
   };
 }
 
@@ -222,16 +267,20 @@ async function tarball(c: AppContext, services: Services, name: string, filename
 }
 
 /** A tarball with ETag/304 and HEAD; a tarball still streaming from an uplink has no ETag (and maybe no length) yet. */
-async function tarballResponse(
-  c: AppContext,
-  content: { etag?: string; size?: number; body: Uint8Array | ReadableStream<Uint8Array> },
-): Promise<Response> {
-  const headers: Record<string, string> = {
+function tarballHeaders(content: { etag?: string; size?: number }): Record<string, string> {
+  return {
     "content-type": "application/octet-stream",
     ...(content.size !== undefined && { "content-length": String(content.size) }),
     ...(content.etag !== undefined && { etag: `"${content.etag}"` }),
     "cache-control": "public, max-age=31536000, immutable",
   };
+}
+
+async function tarballResponse(
+  c: AppContext,
+  content: { etag?: string; size?: number; body: Uint8Array | ReadableStream<Uint8Array> },
+): Promise<Response> {
+  const headers = tarballHeaders(content);
   const matches = headers.etag !== undefined && etagMatches(c.req.header("if-none-match"), headers.etag);
   if (matches || c.req.method === "HEAD") {
     if (content.body instanceof ReadableStream) await content.body.cancel();

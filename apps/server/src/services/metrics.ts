@@ -180,11 +180,11 @@ export class Metrics {
   }
 
   /**
-   * For adapters that answer cached packument GETs without the Hono app (the Node listener's
-   * `registry.fastRead`): counts the response under the same route as the full path would.
+   * For adapters that answer cached packument and tarball GETs without the Hono app (the Node
+   * listener's `registry.fastRead`): counts the response under the same route as the full path would.
    */
-  observeFastRead(method: string, status: number, seconds: number): void {
-    this.observeRequest(method, PACKAGE_ROUTES.packument, status, seconds);
+  observeFastRead(method: string, route: "packument" | "tarball", status: number, seconds: number): void {
+    this.observeRequest(method, PACKAGE_ROUTES[route], status, seconds);
   }
 
   cacheLookup(result: CacheLookup): void {

@@ -607,6 +607,11 @@ export class PackagesService {
     return content;
   }
 
+  /** A tarball already held in memory, without touching storage (the synchronous read path), or `undefined`. */
+  peekTarball(name: string, filename: string): (TarballContent & { body: Uint8Array }) | undefined {
+    return this.tarballs.get(tarballKey(name, filename));
+  }
+
   async attestation(name: string, version: string): Promise<string | null> {
     const object = await this.storage.get(attestationKey(name, version));
     return object ? new TextDecoder().decode(object.body) : null;
