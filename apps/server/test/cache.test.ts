@@ -48,6 +48,40 @@ describe("PackumentCache", () => {
     expect(await cache.render("big", "f|http://x", () => ({ wrong: true }))).toBe(rendered);
   });
 
+  it("renders a document of megabytes straight into gzip, once for concurrent readers, with the bytes JSON.stringify gives", async () => {
+    const storage = memoryDriver();
+    const doc = bigPackument(6000);
+    // Members JSON.stringify drops or writes specially must come out the same.
+    Object.assign(doc, { empty: {}, list: [1, { a: undefined }], skipped: undefined, readme: 'quote " and \u2028' });
+    const text = JSON.stringify(doc);
+    expect(text.length).toBeGreaterThan(1024 * 1024);
+    await storage.put("packages/big/packument.json", text);
+    const cache = new PackumentCache(storage, (name) => `packages/${name}/packument.json`);
+    expect(cache.renderFresh("big", "f|http://x", (d) => d)).toBeUndefined();
+    let builds = 0;
+    const build = (d: Packument) => {
+      builds++;
+      return d;
+    };
+    const [first, second] = await Promise.all([
+      cache.render("big", "f|http://x", build),
+      cache.render("big", "f|http://x", build),
+    ]);
+    expect(builds).toBe(1);
+    expect(second).toBe(first);
+    expect(first?.json).toBeUndefined();
+    expect(gunzipSync(first?.gzip as Uint8Array).toString()).toBe(text);
+    // Served from memory from now on, on the synchronous path too; no compressing again.
+    expect(cache.renderFresh("big", "f|http://x", build)).toBe(first);
+    expect(cache.compressed("big", first as never, "gzip")).toBe(first?.gzip);
+    expect(Buffer.from(cache.identity(first as never)).toString()).toBe(text);
+    // A newer document is rendered anew, never answered with the old form.
+    cache.set("big", { ...doc, description: "changed" }, "etag-2", text.length);
+    const changed = await cache.render("big", "f|http://x", build);
+    expect(changed).not.toBe(first);
+    expect(JSON.parse(gunzipSync(changed?.gzip as Uint8Array).toString()).description).toBe("changed");
+  });
+
   it("keeps small forms uncompressed too", async () => {
     const storage = memoryDriver();
     await storage.put("packages/small/packument.json", JSON.stringify({ ...bigPackument(2), name: "small" }));

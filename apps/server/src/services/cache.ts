@@ -1,4 +1,5 @@
-import { brotliCompressSync, constants, gunzipSync, gzipSync } from "node:zlib";
+import { once } from "node:events";
+import { brotliCompressSync, constants, createGzip, gunzipSync, gzipSync } from "node:zlib";
 import type { StorageDriver } from "@fw/storage-r2";
 import { LRUCache } from "lru-cache";
 import type { Packument } from "../npm/packument.js";
@@ -21,11 +22,21 @@ export interface Rendered {
  */
 const LARGE_FORM = 256 * 1024;
 
+/**
+ * Documents stored larger than this are rendered straight into gzip, piece by piece, off the
+ * synchronous path: the whole serialized form never exists at once (for a 20 MB packument that is a
+ * 20 MB string and a 20 MB buffer less at the peak), and a brotli form is not made for them.
+ */
+const LARGE_DOCUMENT = 1024 * 1024;
+
 interface Entry {
   doc: Packument | null;
   etag: string | null;
   checkedAt: number;
   rendered: Map<string, Rendered>;
+  /** The stored document's size. */
+  stored: number;
+  /** Memory charged to the entry: the document and its rendered forms. */
   bytes: number;
 }
 
@@ -52,6 +63,7 @@ export class PackumentCache {
   private readonly entries: LRUCache<string, Entry>;
   private readonly revalidateMs: number;
   private readonly loading = new Map<string, Promise<Entry>>();
+  private readonly rendering = new Map<string, { entry: Entry; promise: Promise<Rendered> }>();
   private readonly onLookup: (result: "hit" | "revalidated" | "miss") => void;
 
   constructor(
@@ -75,18 +87,45 @@ export class PackumentCache {
 
   /** Serialized bytes of a view of the document, built once per document version and variant. */
   async render(name: string, variant: string, build: (doc: Packument) => unknown): Promise<Rendered | null> {
-    return this.renderEntry(name, await this.entry(name), variant, build);
+    const entry = await this.entry(name);
+    return this.renderEntry(name, entry, variant, build) ?? this.renderLarge(name, entry, variant, build);
   }
 
   /**
    * Like `render`, without waiting: `undefined` when the cached copy is missing or due for
-   * revalidation (the caller then takes the async path), `null` when the package is known not to exist.
+   * revalidation, or when a large document's form is not rendered yet (the caller then takes the async
+   * path), `null` when the package is known not to exist.
    */
   renderFresh(name: string, variant: string, build: (doc: Packument) => unknown): Rendered | null | undefined {
     const entry = this.entries.get(name);
     if (!entry || Date.now() - entry.checkedAt >= this.revalidateMs) return undefined;
     this.onLookup("hit");
     return this.renderEntry(name, entry, variant, build);
+  }
+
+  /**
+   * `render` for a document the caller has just put in with `set`, without asking storage whether it
+   * is still current; `undefined` when it is no longer cached (larger than the whole cache).
+   */
+  async renderCurrent(
+    name: string,
+    variant: string,
+    build: (doc: Packument) => unknown,
+  ): Promise<Rendered | null | undefined> {
+    const entry = this.entries.peek(name);
+    if (!entry) return undefined;
+    return this.renderEntry(name, entry, variant, build) ?? this.renderLarge(name, entry, variant, build);
+  }
+
+  /**
+   * The cached document without waiting, when it is fresh: `undefined` when it is missing or due for
+   * revalidation, `null` when no live package exists under the name (absent or unpublished).
+   */
+  docFresh(name: string): Packument | null | undefined {
+    const entry = this.entries.get(name);
+    if (!entry || Date.now() - entry.checkedAt >= this.revalidateMs) return undefined;
+    this.onLookup("hit");
+    return entry.doc && entry.etag && hasVersions(entry.doc) ? entry.doc : null;
   }
 
   /**
@@ -98,22 +137,50 @@ export class PackumentCache {
     return entry !== undefined && entry.doc === null && Date.now() - entry.checkedAt < this.revalidateMs;
   }
 
+  /** The form, rendered now when the document is small; `undefined` when a large one still needs `renderLarge`. */
   private renderEntry(
     name: string,
     entry: Entry,
     variant: string,
     build: (doc: Packument) => unknown,
-  ): Rendered | null {
+  ): Rendered | null | undefined {
     // An unpublished package keeps its document (versions are never reused) but reads as missing.
     if (!entry.doc || !entry.etag || !hasVersions(entry.doc)) return null;
     let rendered = entry.rendered.get(variant);
     if (!rendered) {
+      if (entry.stored > LARGE_DOCUMENT) return undefined;
       const json = encoder.encode(JSON.stringify(build(entry.doc)));
       rendered = { etag: `"${entry.etag}-${hashVariant(variant)}"`, json };
       entry.rendered.set(variant, rendered);
       this.resize(name, entry, json.byteLength);
     }
     return rendered;
+  }
+
+  /** Renders a large document's form into gzip as a stream; concurrent requests for one form share the work. */
+  private renderLarge(name: string, entry: Entry, variant: string, build: (doc: Packument) => unknown) {
+    const key = `${variant}\n${name}`;
+    let pending = this.rendering.get(key);
+    if (!pending || pending.entry !== entry) {
+      const doc = entry.doc as Packument;
+      const etag = `"${entry.etag}-${hashVariant(variant)}"`;
+      const promise = gzipJson(build(doc))
+        .then((gzip): Rendered => {
+          const rendered = { etag, gzip };
+          // Kept only if the document did not change meanwhile; the response uses it either way.
+          if (this.entries.peek(name) === entry && !entry.rendered.has(variant)) {
+            entry.rendered.set(variant, rendered);
+            this.resize(name, entry, gzip.byteLength);
+          }
+          return entry.rendered.get(variant) ?? rendered;
+        })
+        .finally(() => {
+          if (this.rendering.get(key)?.promise === promise) this.rendering.delete(key);
+        });
+      pending = { entry, promise };
+      this.rendering.set(key, pending);
+    }
+    return pending.promise;
   }
 
   compressed(name: string, rendered: Rendered, encoding: "gzip" | "br"): Uint8Array {
@@ -150,7 +217,7 @@ export class PackumentCache {
 
   /** Records a document this process just wrote (or deleted, with `null`); `bytes` is its stored size. */
   set(name: string, doc: Packument | null, etag: string | null, bytes = 64): void {
-    this.entries.set(name, { doc, etag, checkedAt: Date.now(), rendered: new Map(), bytes });
+    this.entries.set(name, { doc, etag, checkedAt: Date.now(), rendered: new Map(), stored: bytes, bytes });
   }
 
   /** The cached document without revalidating it, for writers that will compare-and-swap anyway. */
@@ -204,9 +271,10 @@ export class PackumentCache {
           etag: object.etag,
           checkedAt: Date.now(),
           rendered: new Map(),
+          stored: object.body.byteLength,
           bytes: object.body.byteLength,
         }
-      : { doc: null, etag: null, checkedAt: Date.now(), rendered: new Map(), bytes: 64 };
+      : { doc: null, etag: null, checkedAt: Date.now(), rendered: new Map(), stored: 0, bytes: 64 };
     this.entries.set(name, entry);
     return entry;
   }
@@ -221,4 +289,42 @@ function hashVariant(variant: string): string {
 function hasVersions(doc: Packument): boolean {
   for (const _ in doc.versions) return true;
   return false;
+}
+
+/** Pieces of `JSON.stringify(value)`: the document and its maps (versions, time…) member by member. */
+function* jsonPieces(value: unknown, depth: number): Generator<string> {
+  if (depth < 2 && typeof value === "object" && value !== null && !Array.isArray(value) && !("toJSON" in value)) {
+    let separator = "{";
+    for (const [key, member] of Object.entries(value)) {
+      // Members JSON.stringify leaves out.
+      if (member === undefined || typeof member === "function" || typeof member === "symbol") continue;
+      yield `${separator}${JSON.stringify(key)}:`;
+      yield* jsonPieces(member, depth + 1);
+      separator = ",";
+    }
+    yield separator === "{" ? "{}" : "}";
+    return;
+  }
+  yield JSON.stringify(value);
+}
+
+const PIECE_BATCH = 64 * 1024;
+
+/** `gzip(JSON.stringify(value))` without ever holding the whole JSON text: each batch of pieces is compressed as it is made. */
+async function gzipJson(value: unknown): Promise<Uint8Array> {
+  const gzip = createGzip({ level: 6 });
+  const chunks: Buffer[] = [];
+  gzip.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const ended = once(gzip, "end");
+  let batch = "";
+  for (const piece of jsonPieces(value, 0)) {
+    batch += piece;
+    if (batch.length < PIECE_BATCH) continue;
+    if (!gzip.write(batch)) await once(gzip, "drain");
+    batch = "";
+  }
+  gzip.end(batch);
+  await ended;
+  const bytes = Buffer.concat(chunks);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -160,7 +160,7 @@ export class UplinkService {
   ): Promise<{ rendered: Rendered; notice: string | undefined } | null> {
     const state = await this.resolve(name);
     if (!state) return null;
-    return { rendered: this.renderState(name, state, variant, build), notice: state.notice };
+    return { rendered: await this.renderState(name, state, variant, build), notice: state.notice };
   }
 
   /**
@@ -233,9 +233,14 @@ export class UplinkService {
     return settings !== undefined && this.now() - state.fetchedAt < settings.maxAgeMs;
   }
 
-  private renderState(name: string, state: State, variant: string, build: (doc: Packument) => unknown): Rendered {
+  private async renderState(
+    name: string,
+    state: State,
+    variant: string,
+    build: (doc: Packument) => unknown,
+  ): Promise<Rendered> {
     if (this.cache.peek(name)?.etag !== state.etag) this.cache.set(name, state.doc, state.etag, state.bytes);
-    const rendered = this.cache.renderFresh(name, variant, build);
+    const rendered = await this.cache.renderCurrent(name, variant, build);
     if (rendered) return rendered;
     // Larger than the whole cache: rendered for this response only.
     const tag = createHash("sha1").update(variant).digest("hex").slice(0, 12);
