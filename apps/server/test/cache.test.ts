@@ -80,6 +80,11 @@ describe("PackumentCache", () => {
     const changed = await cache.render("big", "f|http://x", build);
     expect(changed).not.toBe(first);
     expect(JSON.parse(gunzipSync(changed?.gzip as Uint8Array).toString()).description).toBe("changed");
+    // Unpublished (no versions left) or deleted: missing, however large the document.
+    cache.set("big", { ...doc, versions: {} }, "etag-3", text.length);
+    expect(await cache.render("big", "f|http://x", build)).toBeNull();
+    cache.set("big", null, null);
+    expect(await cache.render("big", "f|http://x", build)).toBeNull();
   });
 
   it("keeps small forms uncompressed too", async () => {

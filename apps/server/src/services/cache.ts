@@ -88,7 +88,9 @@ export class PackumentCache {
   /** Serialized bytes of a view of the document, built once per document version and variant. */
   async render(name: string, variant: string, build: (doc: Packument) => unknown): Promise<Rendered | null> {
     const entry = await this.entry(name);
-    return this.renderEntry(name, entry, variant, build) ?? this.renderLarge(name, entry, variant, build);
+    const rendered = this.renderEntry(name, entry, variant, build);
+    // `null`: no live document; `undefined`: a large one, rendered as a stream.
+    return rendered !== undefined ? rendered : this.renderLarge(name, entry, variant, build);
   }
 
   /**
@@ -114,7 +116,9 @@ export class PackumentCache {
   ): Promise<Rendered | null | undefined> {
     const entry = this.entries.peek(name);
     if (!entry) return undefined;
-    return this.renderEntry(name, entry, variant, build) ?? this.renderLarge(name, entry, variant, build);
+    const rendered = this.renderEntry(name, entry, variant, build);
+    // `null`: no live document; `undefined`: a large one, rendered as a stream.
+    return rendered !== undefined ? rendered : this.renderLarge(name, entry, variant, build);
   }
 
   /**
