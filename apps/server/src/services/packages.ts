@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { casUpdate, isStorageError, readAll, type StorageDriver } from "@fw/storage-r2";
+import { type Codec, casUpdate, isStorageError, jsonCodec, readAll, type StorageDriver } from "@fw/storage-r2";
 import { LRUCache } from "lru-cache";
 import semver from "semver";
 import { RegistryError } from "../http/errors.js";
@@ -11,7 +11,7 @@ import {
   tarballFilename,
   truncate,
 } from "../npm/names.js";
-import { nextRev, type Packument, type Person, type VersionManifest } from "../npm/packument.js";
+import { nextRev, type Packument, PackumentEncoder, type Person, type VersionManifest } from "../npm/packument.js";
 import { digest, integrityMatches, readTarballManifest } from "../npm/tarball.js";
 import type { PackumentCache } from "./cache.js";
 import type { ChangeFeed } from "./changes.js";
@@ -101,6 +101,12 @@ export class PackagesService {
     maxSize: 32 * 1024 * 1024,
     sizeCalculation: (content) => Math.max(1, content.size),
   });
+  private readonly encoder = new PackumentEncoder();
+  private readonly codec: Codec<Packument> = {
+    encode: (doc) => this.encoder.encode(doc),
+    decode: (bytes) => jsonCodec.decode(bytes) as Packument,
+    contentType: "application/json",
+  };
 
   constructor(
     private readonly storage: StorageDriver,
@@ -125,7 +131,7 @@ export class PackagesService {
         const next = update(current);
         return next && { ...next, _rev: nextRev(current?._rev) };
       },
-      cached ? { initial: { value: cached.doc, etag: cached.etag } } : {},
+      cached ? { codec: this.codec, initial: { value: cached.doc, etag: cached.etag } } : { codec: this.codec },
     );
     if (result.written && result.value && result.info) {
       this.cache.set(name, result.value, result.info.etag, result.info.size);

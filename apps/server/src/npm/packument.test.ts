@@ -1,0 +1,115 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { type Packument, PackumentEncoder, type VersionManifest } from "./packument.js";
+
+const decoder = new TextDecoder();
+
+function manifest(version: string, extra: Record<string, unknown> = {}): VersionManifest {
+  return {
+    name: "pkg",
+    version,
+    description: 'ünïcödé \u2028 "quoted" \\ back',
+    dist: { shasum: "a", integrity: "sha512-b", tarball: "" },
+    ...extra,
+  };
+}
+
+function doc(versions: Record<string, VersionManifest>, extra: Partial<Packument> = {}): Packument {
+  return {
+    _id: "pkg",
+    _rev: "1-a",
+    name: "pkg",
+    "dist-tags": { latest: Object.keys(versions).at(-1) ?? "" },
+    versions,
+    time: { created: "2026-01-01T00:00:00.000Z" },
+    maintainers: [{ name: "alice" }],
+    ...extra,
+  };
+}
+
+/** The encoder must be a drop-in for JSON.stringify: same bytes for every document, whatever came before. */
+function expectSame(encoder: PackumentEncoder, value: Packument): void {
+  expect(decoder.decode(encoder.encode(value))).toBe(JSON.stringify(value));
+}
+
+describe("PackumentEncoder", () => {
+  it("writes what JSON.stringify writes as versions are appended, inserted, replaced and removed", () => {
+    const encoder = new PackumentEncoder();
+    let versions: Record<string, VersionManifest> = {};
+    expectSame(encoder, doc(versions));
+    for (let i = 0; i < 5; i++) {
+      versions = { ...versions, [`1.0.${i}`]: manifest(`1.0.${i}`) };
+      expectSame(encoder, doc(versions, { readme: `readme ${i}`, _fwPublished: Object.keys(versions) }));
+    }
+    // A backport lands in the middle; a deprecation replaces one manifest; an unpublish removes one.
+    const { "1.0.0": a, "1.0.1": b, ...rest } = versions;
+    versions = {
+      "1.0.0": a as VersionManifest,
+      "1.0.0-beta": manifest("1.0.0-beta"),
+      "1.0.1": b as VersionManifest,
+      ...rest,
+    };
+    expectSame(encoder, doc(versions));
+    versions = { ...versions, "1.0.3": manifest("1.0.3", { deprecated: "use 2" }) };
+    expectSame(encoder, doc(versions));
+    const { "1.0.2": _gone, ...kept } = versions;
+    expectSame(encoder, doc(kept));
+    expectSame(encoder, doc({}));
+    expectSame(encoder, doc(kept));
+  });
+
+  it("serializes a cloned or re-read document afresh instead of trusting its bytes", () => {
+    const encoder = new PackumentEncoder();
+    const first = doc({ "1.0.0": manifest("1.0.0"), "1.0.1": manifest("1.0.1") });
+    expectSame(encoder, first);
+    const clone = structuredClone(first);
+    (clone.versions["1.0.0"] as VersionManifest).deprecated = "no";
+    expectSame(encoder, clone);
+    const reread = JSON.parse(JSON.stringify(first)) as Packument;
+    (reread.versions["1.0.1"] as VersionManifest).description = "changed";
+    expectSame(encoder, reread);
+  });
+
+  it("keeps key order and skips undefined fields the way JSON.stringify does", () => {
+    const encoder = new PackumentEncoder();
+    const versions = { "2.0.0": manifest("2.0.0", { gone: undefined }), "1.0.0": manifest("1.0.0") };
+    const value = { versions, _id: "pkg", readme: undefined, name: "pkg" } as unknown as Packument;
+    expectSame(encoder, value);
+    expectSame(encoder, { ...value, versions: { ...versions, "3.0.0": manifest("3.0.0") } });
+    expectSame(encoder, { ...doc({}), versions: undefined } as unknown as Packument);
+    expectSame(encoder, { ...doc({}), versions: ["odd"] } as unknown as Packument);
+  });
+
+  it("matches JSON.stringify over random sequences of edits that share manifests", () => {
+    const edit = fc.oneof(
+      fc.record({ kind: fc.constant("add" as const), version: fc.string({ maxLength: 6 }), text: fc.string() }),
+      fc.record({ kind: fc.constant("remove" as const), at: fc.nat() }),
+      fc.record({ kind: fc.constant("replace" as const), at: fc.nat(), text: fc.string() }),
+      fc.record({ kind: fc.constant("reorder" as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(edit, { maxLength: 30 }), (edits) => {
+        const encoder = new PackumentEncoder(4096);
+        let versions: Record<string, VersionManifest> = {};
+        for (const step of edits) {
+          const keys = Object.keys(versions);
+          if (step.kind === "add") versions = { ...versions, [step.version]: manifest(step.version, { x: step.text }) };
+          else if (step.kind === "remove" && keys.length > 0) {
+            const next = { ...versions };
+            delete next[keys[step.at % keys.length] as string];
+            versions = next;
+          } else if (step.kind === "replace" && keys.length > 0) {
+            const key = keys[step.at % keys.length] as string;
+            versions = { ...versions, [key]: manifest(key, { x: step.text }) };
+          } else if (step.kind === "reorder") {
+            versions = Object.fromEntries(Object.entries(versions).reverse());
+          }
+          const encoded = decoder.decode(encoder.encode(doc(versions)));
+          if (encoded !== JSON.stringify(doc(versions))) return false;
+        }
+        return true;
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
