@@ -32,12 +32,12 @@ export class SearchIndex {
   /** Adds, replaces or (for unpublished packages) removes a package's entry. */
   update(doc: Packument): void {
     const existing = this.docs.get(doc.name);
-    if (existing) {
+    const latest = doc["dist-tags"].latest;
+    const manifest = latest ? doc.versions[latest] : undefined;
+    if (existing && !manifest) {
       this.index.discard(existing.id);
       this.docs.delete(doc.name);
     }
-    const latest = doc["dist-tags"].latest;
-    const manifest = latest ? doc.versions[latest] : undefined;
     if (!manifest) return;
     const entry: SearchDoc = {
       id: doc.name,
@@ -56,6 +56,10 @@ export class SearchIndex {
     const npmUser = manifest._npmUser as Person | undefined;
     if (npmUser?.name) entry.publisher = { name: npmUser.name, ...(npmUser.email && { email: npmUser.email }) };
     this.docs.set(doc.name, entry);
+    // Most publishes change only the version and date: the indexed text stays, and re-indexing it would
+    // leave a discarded copy for MiniSearch to vacuum (a walk over the whole index) every few publishes.
+    if (existing && sameText(existing, entry)) return;
+    if (existing) this.index.discard(existing.id);
     this.index.add(entry);
   }
 
@@ -110,6 +114,16 @@ export class SearchIndex {
     });
     return { objects, total: hits.length, time: new Date(started).toUTCString() };
   }
+}
+
+/** Whether two entries have the same indexed fields (see the index's `fields` and `extractField`). */
+function sameText(a: SearchDoc, b: SearchDoc): boolean {
+  return (
+    a.name === b.name &&
+    a.description === b.description &&
+    a.keywords.join(" ") === b.keywords.join(" ") &&
+    a.maintainers.map((m) => m.name).join(" ") === b.maintainers.map((m) => m.name).join(" ")
+  );
 }
 
 function links(manifest: Record<string, unknown>): Record<string, string> {
