@@ -1,3 +1,4 @@
+import type { StorageDriver } from "@fw/storage-r2";
 import { memoryDriver } from "@fw/storage-r2/memory";
 import { describe, expect, it } from "vitest";
 import { type Change, ChangeFeed, followChanges } from "../src/services/changes.js";
@@ -27,6 +28,31 @@ describe("ChangeFeed", () => {
     expect(tail.map((c) => c.seq)).toEqual(Array.from({ length: 20 }, (_, i) => 996 + i));
     expect((await fresh.since(1_030)).length).toBe(0);
     expect(await new ChangeFeed(storage).since(0, 5)).toHaveLength(5);
+  });
+
+  it("reads new entries by key, so a quiet feed costs one read and no listing", async () => {
+    const inner = memoryDriver();
+    const calls = { list: 0, get: 0 };
+    const storage: StorageDriver = {
+      ...inner,
+      list(options) {
+        calls.list++;
+        return inner.list(options);
+      },
+      get(key, options) {
+        calls.get++;
+        return inner.get(key, options);
+      },
+    };
+    const feed = new ChangeFeed(storage);
+    for (let i = 0; i < 40; i++) await feed.append({ name: `p${i}` });
+    calls.list = 0;
+    calls.get = 0;
+    expect((await feed.since(40)).length).toBe(0);
+    expect(calls).toEqual({ list: 0, get: 1 });
+    expect((await feed.since(3, 30)).map((c) => c.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 4));
+    expect((await feed.since(10)).map((c) => c.name)).toEqual(Array.from({ length: 30 }, (_, i) => `p${i + 10}`));
+    expect(calls.list).toBe(0);
   });
 
   it("a follower sees what other writers append after it started, in order", async () => {
