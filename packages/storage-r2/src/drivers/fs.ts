@@ -393,10 +393,12 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
     try {
       let offset = 0;
       while (offset < bytes.byteLength) offset += writeSync(fd, bytes, offset, bytes.byteLength - offset);
-      if (durable) await fsyncFd(fd);
+      // The thread pool flushes the file while this thread hashes it.
+      const synced = durable ? fsyncFd(fd) : undefined;
+      const etag = createHash("md5").update(bytes).digest("hex");
+      await synced;
       const stats = fstatSync(fd, { bigint: true });
       closeSync(fd);
-      const etag = createHash("md5").update(bytes).digest("hex");
       return { tmp, etag, size: bytes.byteLength, id: fileId(stats), mtimeMs: Number(stats.mtimeMs) };
     } catch (error) {
       try {
@@ -416,14 +418,20 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
     const hash = createHash("md5");
     let size = 0;
     try {
-      const write = async (chunk: Uint8Array) => {
-        hash.update(chunk);
-        size += chunk.byteLength;
+      const writeAll = async (chunk: Uint8Array) => {
         let offset = 0;
         while (offset < chunk.byteLength) {
           const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
           offset += bytesWritten;
         }
+      };
+      const write = async (chunk: Uint8Array) => {
+        size += chunk.byteLength;
+        // The thread pool writes the chunk while this thread hashes it: a large body costs the slower
+        // of the two, not their sum.
+        const writing = writeAll(chunk);
+        hash.update(chunk);
+        await writing;
       };
       if (isStream(body)) {
         const reader = body.getReader();
