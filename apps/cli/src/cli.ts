@@ -4,7 +4,7 @@ import { type CAC, type Command, cac } from "cac";
 import { registerRegistryClientCommands } from "./commands/registry/client-register.js";
 import { registerSecretsCommands } from "./commands/secrets/register.js";
 import { registerVersionCommands } from "./commands/version/register.js";
-import { CONFIG_FLAG, type Flags, last, text } from "./flags.js";
+import { CONFIG_FLAG, type Flags, last, restoreTypedValues, text } from "./flags.js";
 
 function overrideFlags(command: Command): Command {
   return command
@@ -378,6 +378,7 @@ function version(): string {
 export async function runCli(argv: readonly string[]): Promise<void> {
   const cli = createCli();
   cli.parse(["node", "fw", ...joinCommandWords(argv, cli)], { run: false });
+  restoreTypedValues(cli);
   if (cli.options.help) return;
   if (cli.options.version) {
     process.stdout.write(`${version()}\n`);

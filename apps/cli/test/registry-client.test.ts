@@ -303,7 +303,7 @@ async function otpRegistry() {
         return;
       }
       puts.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) });
-      if (req.headers["npm-otp"] === "123456") res.writeHead(201).end('{"ok":true}');
+      if (req.headers["npm-otp"] === "012345") res.writeHead(201).end('{"ok":true}');
       else
         res
           .writeHead(401, { "www-authenticate": "OTP" })
@@ -337,12 +337,12 @@ describe("fw registry publish: one-time passwords and the upload", () => {
       expect(wrong.stderr.split("\n").at(-2)).toBe(
         "fw: the registry refused the one-time password for @fixtures/otp@1.0.0: pass --otp with a fresh code",
       );
-      const ok = await client(["registry", "publish", pkg, "--otp", "123456", "--access", "public", "--json"], env);
+      const ok = await client(["registry", "publish", pkg, "--otp", "012345", "--access", "public", "--json"], env);
       expect(ok.code, ok.stderr).toBe(0);
       const packed = JSON.parse(ok.stdout) as PackJson & { access: string };
       expect(packed.access).toBe("public");
 
-      expect(registry.puts.map((put) => put.headers["npm-otp"])).toEqual([undefined, "000000", "123456"]);
+      expect(registry.puts.map((put) => put.headers["npm-otp"])).toEqual([undefined, "000000", "012345"]);
       const { headers, body } = registry.puts[2] as (typeof registry.puts)[number];
       expect(headers).toMatchObject({
         authorization: `Bearer ${token}`,
@@ -385,7 +385,7 @@ describe("fw registry publish: one-time passwords and the upload", () => {
         "package.json": manifest({ name: "fixture-big", version: "1.0.0", license: "MIT" }),
         "blob.bin": randomBytes(2_000_000),
       });
-      const command = [`${process.execPath} ${FW_BIN}`, "registry", "publish", pkg, "--otp", "123456"].join(" ");
+      const command = [`${process.execPath} ${FW_BIN}`, "registry", "publish", pkg, "--otp", "012345"].join(" ");
       // script(1) gives the command a real terminal; what it prints is everything the terminal showed.
       const child = spawn("script", ["-qec", command, "/dev/null"], {
         cwd: dir.path,

@@ -1,22 +1,6 @@
 import type { CAC } from "cac";
 import { CONFIG_FLAG, clientFlags, type Flags, registryFlags, text } from "../../flags.js";
 
-/**
- * A flag's value exactly as typed. cac's parser (mri) turns values that look like numbers into
- * numbers, which drops a one-time password's leading zeros ("012345" becomes 12345); the raw
- * arguments cac keeps still have them.
- */
-function typed(cli: CAC, flag: string): string | undefined {
-  let value: string | undefined;
-  for (let index = 0; index < cli.rawArgs.length; index++) {
-    const arg = cli.rawArgs[index] as string;
-    if (arg === "--") break;
-    if (arg === flag) value = cli.rawArgs[++index];
-    else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
-  }
-  return value;
-}
-
 /** Adds `fw registry publish|info|search|list`: the registry's client side, as npm users know it. */
 export function registerRegistryClientCommands(cli: CAC): void {
   registryFlags(
@@ -36,7 +20,7 @@ export function registerRegistryClientCommands(cli: CAC): void {
         path: text(path) ?? ".",
         tag: text(flags.tag),
         access: text(flags.access),
-        otp: text(flags.otp) === undefined ? undefined : typed(cli, "--otp"),
+        otp: text(flags.otp),
         dryRun: flags.dryRun === true,
         json: flags.json === true,
       });
