@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "@fw/tooling/test";
 import JSON5 from "json5";
@@ -241,6 +241,21 @@ describe("fw registry config", () => {
     expect(
       JSON5.parse<{ listen: { port: number } }>(await readFile(join(dir.path, "fw.config.json5"), "utf8")).listen.port,
     ).toBe(7000);
+  });
+
+  it("save writes a config holding a credential (an uplink's token) readable by its owner only", async () => {
+    await using dir = await tempDir();
+    await writeFile(
+      join(dir.path, "fw.config.json5"),
+      "{ uplinks: { up: { url: 'http://127.0.0.1:9/', auth: { token: 'literal-token' } } } }",
+    );
+    const save = await runFw(["registry", "config", "save", "--out", "saved.json5"], {
+      cwd: dir.path,
+      env: cleanEnv(),
+    });
+    expect(save).toMatchObject({ code: 0 });
+    expect((await stat(join(dir.path, "saved.json5"))).mode & 0o777).toBe(0o600);
+    expect(await readFile(join(dir.path, "saved.json5"), "utf8")).toContain("literal-token");
   });
 });
 

@@ -111,8 +111,10 @@ export async function runSave(opts: SaveOptions): Promise<void> {
   // Through a temp file, so a crash never leaves the live config half-written.
   const temp = `${target}.${process.pid}.tmp`;
   try {
-    // Credentials may be in it: readable by the owner only.
-    await writeFile(temp, text, { mode: config.storage.driver === "s3" ? 0o600 : 0o644 });
+    // With credentials in it (storage keys, an uplink token, the 2FA key: what `config` shows as ***),
+    // readable by the owner only.
+    const holdsSecrets = JSON.stringify(redactConfig(config)) !== JSON.stringify(config);
+    await writeFile(temp, text, { mode: holdsSecrets ? 0o600 : 0o644 });
     await rename(temp, target);
   } catch (error) {
     await rm(temp, { force: true });
