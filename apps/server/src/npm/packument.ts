@@ -59,26 +59,36 @@ export function nextRev(rev: string | undefined): string {
 
 const utf8 = new TextEncoder();
 const COMMA = 0x2c;
+const COMMA_BYTES = utf8.encode(",");
 
-/** A package's last serialized document: where each version's `"v":{…}` sits in `body`. */
-interface Serialized {
-  versions: Record<string, VersionManifest>;
+/** The top-level objects that grow with every version, whose entries are worth reusing. */
+const SECTIONS = ["versions", "time"];
+
+/** Where each entry `"key":value` of one top-level object sits in a serialized body. */
+interface Section {
+  value: Record<string, unknown>;
   keys: string[];
-  body: Uint8Array;
   starts: Uint32Array;
   ends: Uint32Array;
+}
+
+/** A package's last serialized document. */
+interface Serialized {
+  body: Uint8Array;
+  sections: Map<string, Section>;
 }
 
 /** A run of bytes of the new document: copied from the previous body, or freshly encoded. */
 type Piece = { from: Uint8Array; start: number; end: number };
 
 /**
- * Serializes stored packuments byte for byte as `JSON.stringify` would, but reuses the bytes of version
- * manifests it already serialized in the package's previous document: a publish adds one version to a
- * document of thousands, and stringifying them all again on every write is most of its cost. A manifest
- * is reused only when it is the very same object (by identity) under the same version, so documents
- * read from storage, or cloned, are serialized afresh. This relies on what the cache already requires:
- * a document, once written or cached, is never mutated in place.
+ * Serializes stored packuments byte for byte as `JSON.stringify` would, but reuses the bytes of the
+ * `versions` and `time` entries it already serialized in the package's previous document: a publish
+ * adds one version to a document of thousands, and stringifying them all again on every write is most
+ * of its cost. An entry is reused only when it holds the very same manifest object (by identity), or an
+ * equal string, under the same key; documents read from storage or cloned are serialized afresh. This
+ * relies on what the packument cache already requires: a document, once written or cached, is never
+ * mutated in place.
  */
 export class PackumentEncoder {
   private readonly last: LRUCache<string, Serialized>;
@@ -90,32 +100,36 @@ export class PackumentEncoder {
   constructor(maxBytes = 16 * 1024 * 1024) {
     this.last = new LRUCache<string, Serialized>({
       maxSize: maxBytes,
-      sizeCalculation: (entry) => Math.max(1, entry.body.byteLength + entry.starts.byteLength * 2),
+      sizeCalculation: (entry) => {
+        let size = entry.body.byteLength;
+        for (const section of entry.sections.values()) size += section.starts.byteLength * 2;
+        return Math.max(1, size);
+      },
     });
   }
 
   encode(doc: Packument): Uint8Array {
     const prev = this.last.get(doc.name);
     const pieces: Piece[] = [];
+    const sections = new Map<string, Section>();
     let text = "{";
     let first = true;
     let length = 0;
     const flush = () => {
-      if (text === "") return;
       const bytes = utf8.encode(text);
       pieces.push({ from: bytes, start: 0, end: bytes.byteLength });
       length += bytes.byteLength;
       text = "";
     };
-    let versions: { keys: string[]; starts: Uint32Array; ends: Uint32Array; offset: number } | undefined;
     for (const key of Object.keys(doc)) {
       const value = doc[key];
-      if (key === "versions" && isPlainObject(value)) {
+      if (SECTIONS.includes(key) && isPlainObject(value)) {
         text += `${first ? "" : ","}${JSON.stringify(key)}:{`;
         first = false;
         flush();
-        versions = this.versionPieces(value as Packument["versions"], prev, pieces, length);
-        length = versions.offset;
+        const section = entryPieces(value, prev?.body, prev?.sections.get(key), pieces, length);
+        sections.set(key, section.section);
+        length = section.offset;
         text = "}";
         continue;
       }
@@ -126,86 +140,89 @@ export class PackumentEncoder {
     }
     text += "}";
     flush();
-    const body = new Uint8Array(length);
+    // Every byte is written below, so the buffer need not be zeroed first.
+    const body = Buffer.allocUnsafeSlow(length);
     let offset = 0;
     for (const piece of pieces) {
       body.set(piece.from.subarray(piece.start, piece.end), offset);
       offset += piece.end - piece.start;
     }
-    if (versions) {
-      const { keys, starts, ends } = versions;
-      this.last.set(doc.name, { versions: doc.versions, keys, body, starts, ends });
-    } else {
-      this.last.delete(doc.name);
-    }
-    return body;
-  }
-
-  /**
-   * Appends the pieces of the versions' entries (without the braces) starting at byte `offset`, and
-   * returns where each entry lands. Consecutive reused entries become one copy.
-   */
-  private versionPieces(
-    versions: Packument["versions"],
-    prev: Serialized | undefined,
-    pieces: Piece[],
-    offset: number,
-  ) {
-    const keys = Object.keys(versions);
-    const starts = new Uint32Array(keys.length);
-    const ends = new Uint32Array(keys.length);
-    let index: Map<string, number> | undefined;
-    let run: Piece | undefined;
-    let count = 0;
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i] as string;
-      const manifest = versions[key];
-      let j = -1;
-      // Same object under the same version as before; then find where it was (usually at the same index).
-      if (prev && typeof manifest === "object" && manifest !== null && prev.versions[key] === manifest) {
-        if (prev.keys[i] === key) j = i;
-        else {
-          index ??= new Map(prev.keys.map((k, n) => [k, n]));
-          j = index.get(key) ?? -1;
-        }
-      }
-      const comma = count > 0;
-      if (j >= 0 && prev) {
-        const start = prev.starts[j] as number;
-        const end = prev.ends[j] as number;
-        // The previous body had this entry right after the one just copied: extend that copy over the comma.
-        if (comma && run?.from === prev.body && run.end + 1 === start && prev.body[run.end] === COMMA) {
-          run.end = end;
-          offset += 1;
-        } else {
-          if (comma) {
-            pieces.push({ from: COMMA_BYTES, start: 0, end: 1 });
-            offset += 1;
-          }
-          run = { from: prev.body, start, end };
-          pieces.push(run);
-        }
-        starts[i] = offset;
-        offset += end - start;
-        ends[i] = offset;
-        count++;
-        continue;
-      }
-      const json = JSON.stringify(manifest);
-      if (json === undefined) continue;
-      const bytes = utf8.encode(`${comma ? "," : ""}${JSON.stringify(key)}:${json}`);
-      run = undefined;
-      pieces.push({ from: bytes, start: 0, end: bytes.byteLength });
-      starts[i] = offset + (comma ? 1 : 0);
-      offset += bytes.byteLength;
-      ends[i] = offset;
-      count++;
-    }
-    return { keys, starts, ends, offset };
+    if (offset !== length) throw new Error(`packument encoder wrote ${offset} of ${length} bytes`);
+    const out = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    if (sections.size > 0) this.last.set(doc.name, { body: out, sections });
+    else this.last.delete(doc.name);
+    return out;
   }
 }
 
-const COMMA_BYTES = utf8.encode(",");
+/**
+ * Appends the pieces of an object's entries (without its braces), starting at byte `offset` of the
+ * body, and returns where each entry lands. Consecutive reused entries become one copy.
+ */
+function entryPieces(
+  value: Record<string, unknown>,
+  prevBody: Uint8Array | undefined,
+  prev: Section | undefined,
+  pieces: Piece[],
+  offset: number,
+): { section: Section; offset: number } {
+  const keys = Object.keys(value);
+  const starts = new Uint32Array(keys.length);
+  const ends = new Uint32Array(keys.length);
+  let index: Map<string, number> | undefined;
+  let run: Piece | undefined;
+  let count = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const entry = value[key];
+    const comma = count > 0;
+    let j = -1;
+    // The same object or string under the same key as before; then find where it was (usually at the same index).
+    if (prev && prevBody && reusable(entry) && prev.value[key] === entry) {
+      if (prev.keys[i] === key) j = i;
+      else {
+        index ??= new Map(prev.keys.map((k, n) => [k, n]));
+        j = index.get(key) ?? -1;
+      }
+    }
+    if (j >= 0 && prevBody && prev) {
+      const start = prev.starts[j] as number;
+      const end = prev.ends[j] as number;
+      // The previous body had this entry right after the one just copied: extend that copy over the comma.
+      if (comma && run?.from === prevBody && run.end + 1 === start && prevBody[run.end] === COMMA) {
+        run.end = end;
+        offset += 1;
+      } else {
+        if (comma) {
+          pieces.push({ from: COMMA_BYTES, start: 0, end: 1 });
+          offset += 1;
+        }
+        run = { from: prevBody, start, end };
+        pieces.push(run);
+      }
+      starts[i] = offset;
+      offset += end - start;
+      ends[i] = offset;
+      count++;
+      continue;
+    }
+    const json = JSON.stringify(entry);
+    if (json === undefined) continue;
+    const bytes = utf8.encode(`${comma ? "," : ""}${JSON.stringify(key)}:${json}`);
+    run = undefined;
+    pieces.push({ from: bytes, start: 0, end: bytes.byteLength });
+    starts[i] = offset + (comma ? 1 : 0);
+    offset += bytes.byteLength;
+    ends[i] = offset;
+    count++;
+  }
+  return { section: { value, keys, starts, ends }, offset };
+}
+
+/** Values whose serialization is fixed by identity (objects never mutated) or by value (strings). */
+function reusable(value: unknown): boolean {
+  return typeof value === "string" || (typeof value === "object" && value !== null);
+}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return (

@@ -64,6 +64,24 @@ function requireMaintainer(doc: Packument, identity: Identity, action: string): 
 }
 
 /**
+ * A shallow copy of a record that grows with every version (`versions`, `time`), with `changes` set on
+ * it. V8 keeps objects with thousands of keys as hash tables, and spreading one is about three times
+ * slower than this loop.
+ */
+function copyWith<T>(record: Record<string, T>, changes: Record<string, T> = {}): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const source of [record, changes]) {
+    for (const key of Object.keys(source)) {
+      const value = source[key] as T;
+      if (key === "__proto__")
+        Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+      else out[key] = value;
+    }
+  }
+  return out;
+}
+
+/**
  * The versions with one added, kept in semver order. Usually the new version is the highest, so it is
  * appended without sorting thousands of existing versions on every publish.
  */
@@ -74,7 +92,7 @@ function withVersion(
 ): Record<string, VersionManifest> {
   const keys = Object.keys(versions);
   const last = keys[keys.length - 1];
-  if (last === undefined || semver.gt(version, last)) return { ...versions, [version]: manifest };
+  if (last === undefined || semver.gt(version, last)) return copyWith(versions, { [version]: manifest });
   const out: Record<string, VersionManifest> = {};
   for (const v of [...keys, version].sort(semver.compare))
     out[v] = v === version ? manifest : (versions[v] as VersionManifest);
@@ -238,7 +256,7 @@ export class PackagesService {
         ...base,
         versions: withVersion(base.versions, version, manifest),
         "dist-tags": { ...base["dist-tags"], ...(distTags as Record<string, string>) },
-        time: { ...base.time, modified: now, [version]: now },
+        time: copyWith(base.time, { modified: now, [version]: now }),
         _fwPublished: [...(base._fwPublished ?? []), version],
       };
       delete next._fwUnpublished;
@@ -474,7 +492,7 @@ export class PackagesService {
         const fallback = highest(next, true) ?? highest(next, false);
         if (fallback) next["dist-tags"].latest = fallback;
       }
-      next.time = { ...next.time, modified: new Date().toISOString() };
+      next.time = copyWith(next.time, { modified: new Date().toISOString() });
       return next;
     });
     for (const filename of removedTarballs) await this.deleteTarballObject(name, filename);
@@ -520,7 +538,7 @@ export class PackagesService {
         ...current,
         versions: {},
         "dist-tags": {},
-        time: { ...current.time, modified: now },
+        time: copyWith(current.time, { modified: now }),
         _fwUnpublished: { time: now, by: user.name, versions },
       };
     });
@@ -572,7 +590,7 @@ export class PackagesService {
       return {
         ...current,
         "dist-tags": { ...current["dist-tags"], [tag]: version },
-        time: { ...current.time, modified: new Date().toISOString() },
+        time: copyWith(current.time, { modified: new Date().toISOString() }),
       };
     });
     return (doc as Packument)["dist-tags"];
@@ -590,7 +608,7 @@ export class PackagesService {
         throw new RegistryError("E_NOT_FOUND", `dist-tag "${truncate(tag)}" not found`);
       const tags = { ...current["dist-tags"] };
       delete tags[tag];
-      return { ...current, "dist-tags": tags, time: { ...current.time, modified: new Date().toISOString() } };
+      return { ...current, "dist-tags": tags, time: copyWith(current.time, { modified: new Date().toISOString() }) };
     });
     return (doc as Packument)["dist-tags"];
   }
