@@ -81,6 +81,37 @@ describe("fs driver", () => {
     expect(first.etag).toBe(createHash("md5").update('{"a":1}').digest("hex"));
   });
 
+  it("hashes large bodies and streams as they are written: the ETag is the content's MD5, a failed write changes nothing", async () => {
+    const { createHash } = await import("node:crypto");
+    const md5 = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("hex");
+    const root = await freshRoot();
+    const driver = fsDriver({ root });
+    const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 7) % 251);
+    const first = await driver.put("doc.json", big);
+    expect(first.etag).toBe(md5(big));
+    const chunks = [big.subarray(0, 1000), big.subarray(1000, 2_000_000), big.subarray(2_000_000)];
+    const streamed = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(chunk.slice().reverse());
+        controller.close();
+      },
+    });
+    const second = await driver.put("doc.json", streamed, { ifMatch: first.etag });
+    const stored = must(await driver.get("doc.json")).body;
+    expect(second.etag).toBe(md5(stored));
+    expect(second.etag).not.toBe(first.etag);
+    const failing = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.enqueue(big.subarray(0, 1024 * 1024));
+        controller.error(new Error("client went away"));
+      },
+    });
+    await expect(driver.put("doc.json", failing, { ifMatch: second.etag })).rejects.toThrow();
+    expect(must(await fsDriver({ root }).head("doc.json")).etag).toBe(second.etag);
+    expect(md5(must(await driver.get("doc.json")).body)).toBe(second.etag);
+    expect(await readdir(join(root, ".fw", "tmp"))).toEqual([]);
+  });
+
   it("describes files placed by hand, and notices when they are edited behind its back", async () => {
     const root = await freshRoot();
     const driver = fsDriver({ root });
