@@ -72,6 +72,11 @@ export interface Registry {
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** The count of a CouchDB-style revision `<n>-<id>`; 0 when it has none. */
+function revisionNumber(rev: string): number {
+  return Number.parseInt(rev, 10) || 0;
+}
+
 async function authenticate(
   services: Services,
   header: string | undefined,
@@ -259,7 +264,16 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
       // The last change of each package is enough: its document now includes the earlier ones.
       const latest = new Map(batch.map((change) => [change.name, change]));
       for (const change of latest.values()) {
-        if (cache.peek(change.name)?.doc._rev === change.rev) continue;
+        // The cache may hold this change already, or a newer one (this process's own later write):
+        // revisions count up by one per write of a document, so a number at least as high is as new.
+        const cachedRev = cache.peek(change.name)?.doc._rev;
+        if (
+          cachedRev !== undefined &&
+          change.rev !== undefined &&
+          revisionNumber(cachedRev) >= revisionNumber(change.rev)
+        ) {
+          continue;
+        }
         cache.invalidate(change.name);
         const found = await cache.get(change.name);
         if (found) search.update(found.doc);

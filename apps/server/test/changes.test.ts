@@ -1,7 +1,12 @@
 import type { StorageDriver } from "@fw/storage-r2";
 import { memoryDriver } from "@fw/storage-r2/memory";
 import { describe, expect, it } from "vitest";
+import { createRegistry } from "../src/app.js";
 import { type Change, ChangeFeed, followChanges } from "../src/services/changes.js";
+import { publishBody } from "./helpers/packages.js";
+import { testConfig } from "./helpers/registry.js";
+
+const ORIGIN = "http://127.0.0.1:4873";
 
 describe("ChangeFeed", () => {
   it("gives concurrent writers in different processes distinct, gap-free sequence numbers", async () => {
@@ -70,5 +75,55 @@ describe("ChangeFeed", () => {
       [2, "a", false],
       [3, "b", true],
     ]);
+  });
+});
+
+describe("a registry following the feed", () => {
+  it("keeps a cached document that is newer than a change it reads, and reloads one that is older", async () => {
+    const storage = memoryDriver();
+    const reads: string[] = [];
+    const counted: StorageDriver = Object.assign(Object.create(storage) as StorageDriver, {
+      get: (key: string) => {
+        reads.push(key);
+        return storage.get(key);
+      },
+    });
+    const registry = createRegistry(testConfig("/unused"), { storage: counted });
+    await registry.ready;
+    const signup = await registry.fetch(
+      new Request(`${ORIGIN}/-/user/org.couchdb.user:alice`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "alice", password: "correct horse battery" }),
+      }),
+    );
+    const { token } = (await signup.json()) as { token: string };
+    for (const version of ["1.0.0", "1.0.1"]) {
+      const published = await registry.fetch(
+        new Request(`${ORIGIN}/plain`, {
+          method: "PUT",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: JSON.stringify(publishBody(ORIGIN, { name: "plain", version })),
+        }),
+      );
+      expect(published.status).toBe(201);
+    }
+    const packumentReads = () => reads.filter((key) => key === "packages/plain/packument.json").length;
+    const settle = async () => {
+      // The follower polls every 500 ms.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      await registry.idle();
+    };
+    await settle();
+    const before = packumentReads();
+    // A change older than the cached document (this process's own first publish, read late): nothing to do.
+    await new ChangeFeed(storage).append({ name: "plain", rev: "1-older" });
+    await settle();
+    expect(packumentReads()).toBe(before);
+    // A newer one, from another replica: the document is read again.
+    await new ChangeFeed(storage).append({ name: "plain", rev: "99-newer" });
+    await settle();
+    expect(packumentReads()).toBe(before + 1);
+    await registry.close();
   });
 });
