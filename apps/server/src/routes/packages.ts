@@ -66,37 +66,77 @@ function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
 /** A response as plain parts, so the Node fast path can write it without building Web objects. */
 export interface ResponseParts {
   status: number;
-  headers: Record<string, string>;
+  /** Shared between responses: copy before adding to them. */
+  headers: Readonly<Record<string, string>>;
   body: Uint8Array | null;
 }
 
-/** Prepared bytes with ETag/304 and content negotiation: the hot path of every install. */
+/**
+ * Prepared bytes with ETag/304 and content negotiation: the hot path of every install. The headers of
+ * each answer are built once per form and shared (read-only: a caller adding one copies them first).
+ */
 function renderedParts(
   cache: PackumentCache,
   name: string,
   rendered: Rendered,
   contentType: string,
   request: { method: string; ifNoneMatch: string | undefined; acceptEncoding: string | undefined },
-): ResponseParts {
-  const headers: Record<string, string> = {
-    "content-type": contentType,
-    etag: rendered.etag,
-    vary: "Accept, Accept-Encoding",
-    "cache-control": "no-cache",
-  };
-  if (etagMatches(request.ifNoneMatch, rendered.etag)) return { status: 304, headers, body: null };
+): FastReadParts {
+  if (etagMatches(request.ifNoneMatch, rendered.etag)) {
+    return { status: 304, headers: formHeaders(rendered, contentType, "304"), body: null, route: "packument" };
+  }
   const accepted = acceptedEncodings(request.acceptEncoding);
   // A form kept only as gzip (a large document) is not recompressed as brotli for clients that take gzip too.
   const encoding =
     accepted.preferred === "br" && accepted.gzip && !rendered.br && !rendered.json ? "gzip" : accepted.preferred;
   const body = encoding ? cache.compressed(name, rendered, encoding) : cache.identity(rendered);
-  if (encoding) headers["content-encoding"] = encoding;
-  headers["content-length"] = String(body.byteLength);
-  return { status: 200, headers, body: request.method === "HEAD" ? null : body };
+  return {
+    status: 200,
+    headers: formHeaders(rendered, contentType, encoding ?? "identity", body.byteLength),
+    body: request.method === "HEAD" ? null : body,
+    route: "packument",
+  };
 }
 
-function buildView(abbreviated: boolean, base: string) {
-  return (doc: Packument) => (abbreviated ? abbreviatedDocument(doc, base) : fullDocument(doc, base));
+function formHeaders(
+  rendered: Rendered,
+  contentType: string,
+  variant: "304" | "identity" | "gzip" | "br",
+  length?: number,
+): Readonly<Record<string, string>> {
+  // A form has one content type and one body per encoding, so the encoding is the whole key.
+  rendered.headers ??= {};
+  let headers = rendered.headers[variant];
+  if (!headers) {
+    headers = {
+      "content-type": contentType,
+      etag: rendered.etag,
+      vary: "Accept, Accept-Encoding",
+      "cache-control": "no-cache",
+      ...(variant === "gzip" || variant === "br" ? { "content-encoding": variant } : {}),
+      ...(length !== undefined && { "content-length": String(length) }),
+    };
+    rendered.headers[variant] = headers;
+  }
+  return headers;
+}
+
+type View = (doc: Packument) => unknown;
+const views = new Map<string, View>();
+let lastView: { variant: string; view: View } | undefined;
+
+/** The function rendering one variant ("a|<base>" or "f|<base>"), made once per variant. */
+function buildView(abbreviated: boolean, base: string, variant: string): View {
+  // Most requests ask for the variant the previous one did: a string comparison instead of hashing.
+  if (lastView?.variant === variant) return lastView.view;
+  let view = views.get(variant);
+  if (!view) {
+    view = (doc: Packument) => (abbreviated ? abbreviatedDocument(doc, base) : fullDocument(doc, base));
+    if (views.size >= 64) views.clear();
+    views.set(variant, view);
+  }
+  lastView = { variant, view };
+  return view;
 }
 
 async function packument(c: AppContext, services: Services, name: string): Promise<Response> {
@@ -112,11 +152,11 @@ async function packument(c: AppContext, services: Services, name: string): Promi
   const abbreviated = (c.req.header("accept") ?? "").includes(ABBREVIATED);
   const variant = `${abbreviated ? "a" : "f"}|${base}`;
   let cache = services.cache;
-  let rendered = await cache.render(name, variant, buildView(abbreviated, base));
+  let rendered = await cache.render(name, variant, buildView(abbreviated, base, variant));
   let notice: string | undefined;
   if (!rendered && services.uplinks.proxies(name)) {
     // Not hosted (the uplinks check again: an unpublished hosted name stays reserved): an upstream's copy.
-    const proxied = await services.uplinks.render(name, variant, buildView(abbreviated, base));
+    const proxied = await services.uplinks.render(name, variant, buildView(abbreviated, base, variant));
     if (proxied) {
       cache = services.uplinks.cache;
       rendered = proxied.rendered;
@@ -133,8 +173,7 @@ async function packument(c: AppContext, services: Services, name: string): Promi
     // npm prints this header as an `npm notice` line (npm-registry-fetch's check-response.js), but only
     // for responses its cache does not store (make-fetch-happen marks stored ones x-local-cache): a
     // fallback copy is not worth keeping anyway, so the next install asks again.
-    parts.headers["npm-notice"] = notice;
-    parts.headers["cache-control"] = "no-store";
+    parts.headers = { ...parts.headers, "npm-notice": notice, "cache-control": "no-store" };
   }
   return new Response(parts.body as Uint8Array<ArrayBuffer> | null, { status: parts.status, headers: parts.headers });
 }
@@ -186,19 +225,18 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
     const abbreviated = (request.header("accept") ?? "").includes(ABBREVIATED);
     const variant = `${abbreviated ? "a" : "f"}|${base}`;
     let cache = services.cache;
-    let rendered = cache.renderFresh(name, variant, buildView(abbreviated, base));
+    let rendered = cache.renderFresh(name, variant, buildView(abbreviated, base, variant));
     // A fresh upstream copy, only once the hosted cache is sure no document (even an unpublished one) exists.
     if (rendered === null && services.uplinks.enabled && cache.knownAbsent(name)) {
       cache = services.uplinks.cache;
-      rendered = services.uplinks.renderFresh(name, variant, buildView(abbreviated, base));
+      rendered = services.uplinks.renderFresh(name, variant, buildView(abbreviated, base, variant));
     }
     if (!rendered) return undefined;
-    const parts = renderedParts(cache, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
+    return renderedParts(cache, name, rendered, abbreviated ? ABBREVIATED : "application/json", {
       method: request.method,
       ifNoneMatch: request.header("if-none-match"),
       acceptEncoding: request.header("accept-encoding"),
     });
-    return { ...parts, route: "packument" };
   };
 
   const tarballRead = (request: FastReadRequest, name: string, filename: string): FastReadParts | undefined => {
@@ -209,7 +247,11 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
     }
     const content = services.packages.peekTarball(name, filename);
     if (!content) return undefined;
-    const headers = tarballHeaders(content);
+    let headers = tarballHeadersOf.get(content);
+    if (!headers) {
+      headers = tarballHeaders(content);
+      tarballHeadersOf.set(content, headers);
+    }
     if (etagMatches(request.header("if-none-match"), headers.etag as string)) {
       return { status: 304, headers, body: null, route: "tarball" };
     }
@@ -267,6 +309,9 @@ async function tarball(c: AppContext, services: Services, name: string, filename
 }
 
 /** A tarball with ETag/304 and HEAD; a tarball still streaming from an uplink has no ETag (and maybe no length) yet. */
+/** The headers of tarballs held in memory, made once per tarball. */
+const tarballHeadersOf = new WeakMap<object, Readonly<Record<string, string>>>();
+
 function tarballHeaders(content: { etag?: string; size?: number }): Record<string, string> {
   return {
     "content-type": "application/octet-stream",

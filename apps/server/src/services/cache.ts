@@ -14,6 +14,8 @@ export interface Rendered {
   json?: Uint8Array;
   gzip?: Uint8Array;
   br?: Uint8Array;
+  /** Response headers of this form, per encoding (and for 304), made once by the HTTP layer; read-only. */
+  headers?: Partial<Record<"304" | "identity" | "gzip" | "br", Readonly<Record<string, string>>>>;
 }
 
 /**
@@ -31,6 +33,11 @@ const LARGE_DOCUMENT = 1024 * 1024;
 
 interface Entry {
   doc: Packument | null;
+  /**
+   * Whether the document has versions (an unpublished package keeps its document but reads as missing),
+   * decided once: asking an object of thousands of keys for its first key enumerates all of them.
+   */
+  live: boolean;
   etag: string | null;
   checkedAt: number;
   rendered: Map<string, Rendered>;
@@ -79,10 +86,13 @@ export class PackumentCache {
     });
   }
 
-  /** The stored document and its storage ETag, or `null` when the package does not exist. */
-  async get(name: string): Promise<{ doc: Packument; etag: string } | null> {
+  /**
+   * The stored document and its storage ETag, or `null` when the package does not exist; `live` is
+   * false for an unpublished package's document (no versions left).
+   */
+  async get(name: string): Promise<{ doc: Packument; etag: string; live: boolean } | null> {
     const entry = await this.entry(name);
-    return entry.doc && entry.etag ? { doc: entry.doc, etag: entry.etag } : null;
+    return entry.doc && entry.etag ? { doc: entry.doc, etag: entry.etag, live: entry.live } : null;
   }
 
   /** Serialized bytes of a view of the document, built once per document version and variant. */
@@ -129,7 +139,7 @@ export class PackumentCache {
     const entry = this.entries.get(name);
     if (!entry || Date.now() - entry.checkedAt >= this.revalidateMs) return undefined;
     this.onLookup("hit");
-    return entry.doc && entry.etag && hasVersions(entry.doc) ? entry.doc : null;
+    return entry.live ? entry.doc : null;
   }
 
   /**
@@ -149,7 +159,7 @@ export class PackumentCache {
     build: (doc: Packument) => unknown,
   ): Rendered | null | undefined {
     // An unpublished package keeps its document (versions are never reused) but reads as missing.
-    if (!entry.doc || !entry.etag || !hasVersions(entry.doc)) return null;
+    if (!entry.live || !entry.doc) return null;
     let rendered = entry.rendered.get(variant);
     if (!rendered) {
       if (entry.stored > LARGE_DOCUMENT) return undefined;
@@ -221,7 +231,15 @@ export class PackumentCache {
 
   /** Records a document this process just wrote (or deleted, with `null`); `bytes` is its stored size. */
   set(name: string, doc: Packument | null, etag: string | null, bytes = 64): void {
-    this.entries.set(name, { doc, etag, checkedAt: Date.now(), rendered: new Map(), stored: bytes, bytes });
+    this.entries.set(name, {
+      doc,
+      live: isLive(doc, etag),
+      etag,
+      checkedAt: Date.now(),
+      rendered: new Map(),
+      stored: bytes,
+      bytes,
+    });
   }
 
   /** The cached document without revalidating it, for writers that will compare-and-swap anyway. */
@@ -269,16 +287,18 @@ export class PackumentCache {
     }
     this.onLookup("miss");
     const object = await this.storage.get(key);
+    const doc = object ? (JSON.parse(new TextDecoder().decode(object.body)) as Packument) : null;
     const entry: Entry = object
       ? {
-          doc: JSON.parse(new TextDecoder().decode(object.body)) as Packument,
+          doc,
+          live: isLive(doc, object.etag),
           etag: object.etag,
           checkedAt: Date.now(),
           rendered: new Map(),
           stored: object.body.byteLength,
           bytes: object.body.byteLength,
         }
-      : { doc: null, etag: null, checkedAt: Date.now(), rendered: new Map(), stored: 0, bytes: 64 };
+      : { doc: null, live: false, etag: null, checkedAt: Date.now(), rendered: new Map(), stored: 0, bytes: 64 };
     this.entries.set(name, entry);
     return entry;
   }
@@ -290,7 +310,8 @@ function hashVariant(variant: string): string {
   return (hash >>> 0).toString(36);
 }
 
-function hasVersions(doc: Packument): boolean {
+function isLive(doc: Packument | null, etag: string | null): boolean {
+  if (!doc || !etag) return false;
   for (const _ in doc.versions) return true;
   return false;
 }

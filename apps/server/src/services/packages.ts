@@ -136,7 +136,7 @@ export class PackagesService {
   /** The live document, or `null` for packages that do not exist or were unpublished. */
   async read(name: string): Promise<Packument | null> {
     const found = await this.cache.get(name);
-    if (!found || Object.keys(found.doc.versions).length === 0) return null;
+    if (!found?.live) return null;
     return found.doc;
   }
 
@@ -651,7 +651,7 @@ export class PackagesService {
         if (!object.key.endsWith("/packument.json")) continue;
         const name = object.key.slice("packages/".length, -"/packument.json".length);
         const found = await this.cache.get(name);
-        if (found && Object.keys(found.doc.versions).length > 0) {
+        if (found?.live) {
           this.search.update(found.doc);
           count++;
         }
