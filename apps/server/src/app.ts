@@ -19,6 +19,7 @@ import { DEFAULTS } from "./config/schema.js";
 import { proxyResolver } from "./config/uplinks.js";
 import type { AppEnv, Logger, RequestInfo, Services } from "./context.js";
 import { errorResponse, RegistryError } from "./http/errors.js";
+import { revisionNumber } from "./npm/packument.js";
 import { changesRoutes } from "./routes/changes.js";
 import { checkPassword } from "./routes/guard.js";
 import { miscRoutes } from "./routes/misc.js";
@@ -71,11 +72,6 @@ export interface Registry {
 }
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
-
-/** The count of a CouchDB-style revision `<n>-<id>`; 0 when it has none. */
-function revisionNumber(rev: string): number {
-  return Number.parseInt(rev, 10) || 0;
-}
 
 async function authenticate(
   services: Services,

@@ -115,6 +115,12 @@ export function tarballFilename(name: string, version: string): string {
   return `${baseName(name)}-${version}.tgz`;
 }
 
+/** The version a tarball file name of this package stands for (`name-1.2.3.tgz` → `1.2.3`), `""` when it is not one of its files. */
+export function tarballVersion(name: string, filename: string): string {
+  const prefix = `${baseName(name)}-`;
+  return filename.startsWith(prefix) && filename.endsWith(".tgz") ? filename.slice(prefix.length, -".tgz".length) : "";
+}
+
 /** URL path segment for a name: scoped names keep their `@` and escape the slash, like npm does. */
 export function encodeName(name: string): string {
   return name.startsWith("@") ? `@${encodeURIComponent(name.slice(1))}` : encodeURIComponent(name);

@@ -53,8 +53,12 @@ export interface Packument {
  * serialize the whole document once more per write, and clients only compare revisions for equality.
  */
 export function nextRev(rev: string | undefined): string {
-  const n = rev ? Number.parseInt(rev.split("-")[0] ?? "0", 10) || 0 : 0;
-  return `${n + 1}-${randomBytes(16).toString("hex")}`;
+  return `${revisionNumber(rev) + 1}-${randomBytes(16).toString("hex")}`;
+}
+
+/** The count of a revision `<n>-<id>`: how many writes made the document; 0 without one. */
+export function revisionNumber(rev: string | undefined): number {
+  return rev ? Number.parseInt(rev, 10) || 0 : 0;
 }
 
 const utf8 = new TextEncoder();

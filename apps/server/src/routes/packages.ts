@@ -14,7 +14,7 @@ import {
 } from "../context.js";
 import { readJsonBody } from "../http/body.js";
 import { RegistryError } from "../http/errors.js";
-import { assertReadableName, baseName, parsePackagePath } from "../npm/names.js";
+import { assertReadableName, parsePackagePath, tarballVersion } from "../npm/names.js";
 import { abbreviatedDocument, fullDocument, type Packument, publicVersion } from "../npm/packument.js";
 import type { PackumentCache, Rendered } from "../services/cache.js";
 import { own } from "../services/packages.js";
@@ -123,19 +123,15 @@ function formHeaders(
 
 type View = (doc: Packument) => unknown;
 const views = new Map<string, View>();
-let lastView: { variant: string; view: View } | undefined;
 
 /** The function rendering one variant ("a|<base>" or "f|<base>"), made once per variant. */
 function buildView(abbreviated: boolean, base: string, variant: string): View {
-  // Most requests ask for the variant the previous one did: a string comparison instead of hashing.
-  if (lastView?.variant === variant) return lastView.view;
   let view = views.get(variant);
   if (!view) {
     view = (doc: Packument) => (abbreviated ? abbreviatedDocument(doc, base) : fullDocument(doc, base));
     if (views.size >= 64) views.clear();
     views.set(variant, view);
   }
-  lastView = { variant, view };
   return view;
 }
 
@@ -241,10 +237,7 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
 
   const tarballRead = (request: FastReadRequest, name: string, filename: string): FastReadParts | undefined => {
     const doc = services.cache.docFresh(name);
-    const prefix = `${baseName(name)}-`;
-    if (!doc || !filename.startsWith(prefix) || !own(doc.versions, filename.slice(prefix.length, -".tgz".length))) {
-      return undefined;
-    }
+    if (!doc || !own(doc.versions, tarballVersion(name, filename))) return undefined;
     const content = services.packages.peekTarball(name, filename);
     if (!content) return undefined;
     let headers = tarballHeadersOf.get(content);
@@ -295,8 +288,7 @@ function resolveSpec(doc: Packument, spec: string): string | undefined {
 async function tarball(c: AppContext, services: Services, name: string, filename: string): Promise<Response> {
   authorizeRead(c, services, name, `tarball ${filename} not found`);
   const doc = await services.packages.read(name);
-  const prefix = `${baseName(name)}-`;
-  const version = filename.startsWith(prefix) ? filename.slice(prefix.length, -".tgz".length) : "";
+  const version = tarballVersion(name, filename);
   if (!doc && services.uplinks.proxies(name)) {
     const proxied = await services.uplinks.tarball(name, filename);
     if (!proxied) throw new RegistryError("E_NOT_FOUND", `tarball ${filename} not found`);
@@ -308,7 +300,6 @@ async function tarball(c: AppContext, services: Services, name: string, filename
   return tarballResponse(c, content);
 }
 
-/** A tarball with ETag/304 and HEAD; a tarball still streaming from an uplink has no ETag (and maybe no length) yet. */
 /** The headers of tarballs held in memory, made once per tarball. */
 const tarballHeadersOf = new WeakMap<object, Readonly<Record<string, string>>>();
 
@@ -321,6 +312,7 @@ function tarballHeaders(content: { etag?: string; size?: number }): Record<strin
   };
 }
 
+/** A tarball with ETag/304 and HEAD; a tarball still streaming from an uplink has no ETag (and maybe no length) yet. */
 async function tarballResponse(
   c: AppContext,
   content: { etag?: string; size?: number; body: Uint8Array | ReadableStream<Uint8Array> },

@@ -97,10 +97,7 @@ export class PackumentCache {
 
   /** Serialized bytes of a view of the document, built once per document version and variant. */
   async render(name: string, variant: string, build: (doc: Packument) => unknown): Promise<Rendered | null> {
-    const entry = await this.entry(name);
-    const rendered = this.renderEntry(name, entry, variant, build);
-    // `null`: no live document; `undefined`: a large one, rendered as a stream.
-    return rendered !== undefined ? rendered : this.renderLarge(name, entry, variant, build);
+    return this.form(name, await this.entry(name), variant, build);
   }
 
   /**
@@ -125,10 +122,13 @@ export class PackumentCache {
     build: (doc: Packument) => unknown,
   ): Promise<Rendered | null | undefined> {
     const entry = this.entries.peek(name);
-    if (!entry) return undefined;
+    return entry && this.form(name, entry, variant, build);
+  }
+
+  private form(name: string, entry: Entry, variant: string, build: (doc: Packument) => unknown) {
     const rendered = this.renderEntry(name, entry, variant, build);
     // `null`: no live document; `undefined`: a large one, rendered as a stream.
-    return rendered !== undefined ? rendered : this.renderLarge(name, entry, variant, build);
+    return rendered !== undefined ? Promise.resolve(rendered) : this.renderLarge(name, entry, variant, build);
   }
 
   /**
@@ -231,15 +231,7 @@ export class PackumentCache {
 
   /** Records a document this process just wrote (or deleted, with `null`); `bytes` is its stored size. */
   set(name: string, doc: Packument | null, etag: string | null, bytes = 64): void {
-    this.entries.set(name, {
-      doc,
-      live: isLive(doc, etag),
-      etag,
-      checkedAt: Date.now(),
-      rendered: new Map(),
-      stored: bytes,
-      bytes,
-    });
+    this.entries.set(name, newEntry(doc, etag, bytes));
   }
 
   /** The cached document without revalidating it, for writers that will compare-and-swap anyway. */
@@ -287,18 +279,9 @@ export class PackumentCache {
     }
     this.onLookup("miss");
     const object = await this.storage.get(key);
-    const doc = object ? (JSON.parse(new TextDecoder().decode(object.body)) as Packument) : null;
-    const entry: Entry = object
-      ? {
-          doc,
-          live: isLive(doc, object.etag),
-          etag: object.etag,
-          checkedAt: Date.now(),
-          rendered: new Map(),
-          stored: object.body.byteLength,
-          bytes: object.body.byteLength,
-        }
-      : { doc: null, live: false, etag: null, checkedAt: Date.now(), rendered: new Map(), stored: 0, bytes: 64 };
+    const entry = object
+      ? newEntry(JSON.parse(new TextDecoder().decode(object.body)) as Packument, object.etag, object.body.byteLength)
+      : newEntry(null, null);
     this.entries.set(name, entry);
     return entry;
   }
@@ -308,6 +291,11 @@ function hashVariant(variant: string): string {
   let hash = 2166136261;
   for (let i = 0; i < variant.length; i++) hash = Math.imul(hash ^ variant.charCodeAt(i), 16777619);
   return (hash >>> 0).toString(36);
+}
+
+/** An entry for a document of `bytes` stored bytes (`null`: none under the name). */
+function newEntry(doc: Packument | null, etag: string | null, bytes = 64): Entry {
+  return { doc, live: isLive(doc, etag), etag, checkedAt: Date.now(), rendered: new Map(), stored: bytes, bytes };
 }
 
 function isLive(doc: Packument | null, etag: string | null): boolean {

@@ -4,7 +4,7 @@ import { LRUCache } from "lru-cache";
 import type { UplinkConfig } from "../config/uplinks.js";
 import type { Logger } from "../context.js";
 import { RegistryError } from "../http/errors.js";
-import { baseName, tarballFilename } from "../npm/names.js";
+import { tarballFilename, tarballVersion } from "../npm/names.js";
 import type { Packument } from "../npm/packument.js";
 import { PackumentCache, type Rendered } from "../services/cache.js";
 import { type AuditAnswer, AuditForwarder, type AuditKind } from "./audit.js";
@@ -187,8 +187,7 @@ export class UplinkService {
   async tarball(name: string, filename: string): Promise<ProxiedTarball | null> {
     const state = await this.resolve(name);
     if (!state) return null;
-    const prefix = `${baseName(name)}-`;
-    const version = filename.startsWith(prefix) ? filename.slice(prefix.length, -".tgz".length) : "";
+    const version = tarballVersion(name, filename);
     const manifest = Object.hasOwn(state.doc.versions, version) ? state.doc.versions[version] : undefined;
     if (!manifest || tarballFilename(name, version) !== filename) return null;
     const key = uplinkTarballKey(state.uplink, name, filename);
