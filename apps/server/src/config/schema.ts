@@ -3,6 +3,7 @@ import { secretsConfigSchema } from "@fw/secrets";
 import { validatePrefix } from "@fw/storage-r2";
 import { z } from "zod";
 import { packagesWithProxySchema, uplinksSchema } from "./uplinks.js";
+import { urlProblem } from "./url.js";
 
 /** Every default, in one place: `normalise` fills them in and the JSON Schema documents them. */
 export const DEFAULTS = {
@@ -43,22 +44,6 @@ function strictObject<T extends z.ZodRawShape>(shape: T, what = "an object") {
     error: (issue) =>
       issue.code === "unrecognized_keys" ? `unknown key; expected one of: ${keys}` : `expected ${what}`,
   });
-}
-
-/** Why `value` is not an absolute http(s) URL without a query, fragment or credentials, or undefined when it is one. */
-export function urlProblem(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return "not a URL";
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return `${url.protocol} is not http: or https:`;
-  // `new URL` drops an empty "?" or "#", so look at the text too.
-  if (url.search || value.includes("?")) return "it has a query";
-  if (url.hash || value.includes("#")) return "it has a fragment";
-  if (url.username || url.password) return "it has a user name or password";
-  return undefined;
 }
 
 function httpUrl(what: string) {

@@ -1,6 +1,7 @@
 import { type CompiledRule, policyConfigSchema } from "@fw/auth";
 import { z } from "zod";
 import type { ConfigIssue } from "./types.js";
+import { CREDENTIALS_IN_URL, urlProblem } from "./url.js";
 
 /** Defaults of an uplink's settings, in one place: `normaliseUplinks` fills them in and the JSON Schema shows them. */
 export const UPLINK_DEFAULTS = {
@@ -73,17 +74,8 @@ function milliseconds(what: string, min: number, fallback: number) {
 }
 
 function uplinkUrlProblem(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return "not a URL";
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return `${url.protocol} is not http: or https:`;
-  if (url.search || value.includes("?")) return "it has a query";
-  if (url.hash || value.includes("#")) return "it has a fragment";
-  if (url.username || url.password) return "it has a user name or password; use auth.token";
-  return undefined;
+  const problem = urlProblem(value);
+  return problem === CREDENTIALS_IN_URL ? `${problem}; use auth.token` : problem;
 }
 
 const uplinkUrl = z

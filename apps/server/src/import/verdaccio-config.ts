@@ -1,9 +1,10 @@
 import { resolve } from "node:path";
 import { compareSpecificity, isValidUsername, parsePolicy } from "@fw/auth";
 import { checkConfig } from "../config/parse.js";
-import { type FwConfigInput, SIZE_PATTERN, urlProblem } from "../config/schema.js";
+import { type FwConfigInput, SIZE_PATTERN } from "../config/schema.js";
 import type { ConfigIssue } from "../config/types.js";
 import type { UplinksInput } from "../config/uplinks.js";
+import { urlProblem } from "../config/url.js";
 
 /** A Verdaccio setting fw has no equivalent for, and why. */
 export interface NotConverted {
