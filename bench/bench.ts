@@ -21,7 +21,7 @@ import { coldInstall, type Installer, type InstallRun } from "./src/measure/inst
 import { measurePopular, seedPopular } from "./src/measure/popular.ts";
 import { publishGrowth } from "./src/measure/publish.ts";
 import { type Phase, parseOptions } from "./src/options.ts";
-import { cleanEnv, Processes, resetPeak, sample, sampleAll } from "./src/procs.ts";
+import { cleanEnv, Processes, resetPeak, sample, sampleAll, splitCpus } from "./src/procs.ts";
 import { addUser, loadCorpus } from "./src/registry-api.ts";
 import { type BenchResult, evaluateGoals, renderMarkdown } from "./src/report.ts";
 import { writeFwCorpusPackages } from "./src/seed.ts";
@@ -45,7 +45,8 @@ const log = (message: string) =>
 const USER = "bench";
 const PASSWORD = "bench-password-1";
 
-const processes = new Processes();
+const cpuPlan = options.pin ? splitCpus(cpus().length) : undefined;
+const processes = new Processes(cpuPlan?.servers);
 let interrupted = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
@@ -87,6 +88,7 @@ const result: BenchResult = {
       JSON.parse(readFileSync(join(here, "node_modules", "autocannon", "package.json"), "utf8")) as { version: string }
     ).version,
     loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    ...(cpuPlan && { cpuPlan }),
   },
   options: { ...options, only: [...options.only], registries: [...options.registries] },
   corpus: { dir: options.corpus, tarballs: 0, names: 0, MB: 0 },

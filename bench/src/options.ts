@@ -30,6 +30,8 @@ export interface BenchOptions {
   waitIdleSeconds: number;
   updateReadme: boolean;
   registries: Set<"fw" | "verdaccio" | "nginx">;
+  /** Servers on the machine's last CPU, everything else on the others (`--no-pin`: off). */
+  pin: boolean;
 }
 
 export const PHASES = ["load", "install", "get", "publish", "popular", "proxy"] as const;
@@ -50,7 +52,7 @@ vs Verdaccio → fw). Writes <out>/<date>.json and .md.
   --connections N           keep-alive connections for autocannon and wrk (default 50)
   --warmup S / --seconds S  autocannon warm-up and measured seconds (default 2 / 8)
   --wrk-seconds S           wrk seconds per target and round, 0 to skip wrk (default 5)
-  --wrk-rounds N            wrk rounds over all targets; the median round counts (default 3)
+  --wrk-rounds N            wrk rounds over all targets; the median round counts (default 5)
   --packument NAME          package for the packument GETs (default express)
   --checkpoints LIST        publish latency at these version counts (default 1,500,2000)
   --probe N                 timed publishes per checkpoint (default 20)
@@ -67,6 +69,8 @@ vs Verdaccio → fw). Writes <out>/<date>.json and .md.
   --allow-stale             benchmark apps/server/dist even if src is newer
   --wait-idle S             wait up to S seconds for the 1-minute load average to fall below 0.5 first
   --update-readme           put the results table into README.md
+  --no-pin                  do not split the CPUs (by default every server is bound to the last CPU
+                            and wrk, autocannon, npm and pnpm to the others, with taskset)
 `;
 
 function parseLaunch(value: string | undefined): "cli" | "entry" | undefined {
@@ -88,7 +92,7 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
       warmup: { type: "string", default: "2" },
       seconds: { type: "string", default: "8" },
       "wrk-seconds": { type: "string", default: "5" },
-      "wrk-rounds": { type: "string", default: "3" },
+      "wrk-rounds": { type: "string", default: "5" },
       packument: { type: "string", default: "express" },
       checkpoints: { type: "string", default: "1,500,2000" },
       probe: { type: "string", default: "20" },
@@ -104,6 +108,7 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
       "fw-launch": { type: "string" },
       "wait-idle": { type: "string", default: "0" },
       "update-readme": { type: "boolean", default: false },
+      "no-pin": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -154,5 +159,6 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
     fwLaunch: parseLaunch(values["fw-launch"]),
     waitIdleSeconds: number("wait-idle", values["wait-idle"]),
     updateReadme: values["update-readme"],
+    pin: !values["no-pin"],
   };
 }

@@ -1,4 +1,4 @@
-import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import { type ChildProcess, type SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 
@@ -8,6 +8,27 @@ import { createServer } from "node:net";
  */
 export class Processes {
   private readonly running = new Map<number, { name: string; child: ChildProcess; graceMs: number }>();
+
+  /**
+   * `serverCpus`: a CPU list for `taskset -c` that every server started with `startServer` is bound
+   * to (undefined: servers run wherever the scheduler puts them).
+   */
+  readonly serverCpus: string | undefined;
+
+  constructor(serverCpus?: string) {
+    this.serverCpus = serverCpus;
+  }
+
+  /** `start` for a server: bound to `serverCpus` when set (taskset execs the command, so the PID is the server's). */
+  startServer(
+    name: string,
+    command: string,
+    args: string[],
+    options: SpawnOptions & { graceMs?: number } = {},
+  ): ChildProcess {
+    if (this.serverCpus === undefined) return this.start(name, command, args, options);
+    return this.start(name, "taskset", ["-c", this.serverCpus, command, ...args], options);
+  }
 
   /** `graceMs`: how long `stopAll` waits after SIGTERM before SIGKILL. */
   start(
@@ -190,4 +211,26 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     if (!/^(npm|pnpm)_/i.test(key) && !/^(NODE_OPTIONS|COREPACK_.*)$/.test(key)) env[key] = value;
   }
   return { ...env, ...extra };
+}
+
+export interface CpuPlan {
+  /** CPUs the servers run on (`taskset -c` list), the last one of the machine. */
+  servers: string;
+  /** CPUs of everything else: this process, so wrk, autocannon, npm and pnpm, which inherit them. */
+  clients: string;
+}
+
+/**
+ * Splits the machine: the servers get its last CPU, the load generators and installers the others,
+ * so a server never shares its core with the client measuring it (which otherwise depends on where
+ * the scheduler happens to put both, and halved a server's req/s from one wrk round to the next).
+ * Binds this process (every thread) to the clients' CPUs. Undefined when there is one CPU or no
+ * `taskset`.
+ */
+export function splitCpus(count: number): CpuPlan | undefined {
+  if (count < 2) return undefined;
+  const plan = { servers: String(count - 1), clients: count === 2 ? "0" : `0-${count - 2}` };
+  const run = spawnSync("taskset", ["-a", "-p", "-c", plan.clients, String(process.pid)], { encoding: "utf8" });
+  if (run.error || run.status !== 0) return undefined;
+  return plan;
 }

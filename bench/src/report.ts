@@ -34,7 +34,11 @@ export interface BenchResult {
   startedAt: string;
   finishedAt?: string;
   seconds?: number;
-  machine: Record<string, unknown> & { loadAverageAtStart: number[]; loadAverageAtEnd?: number[] };
+  machine: Record<string, unknown> & {
+    loadAverageAtStart: number[];
+    loadAverageAtEnd?: number[];
+    cpuPlan?: { servers: string; clients: string };
+  };
   options: Record<string, unknown>;
   corpus: { dir: string; tarballs: number; names: number; MB: number };
   servers: { kind: RegistryKind; label: string; url: string; pid: number }[];
@@ -200,6 +204,9 @@ export function renderMarkdown(r: BenchResult, context: { command: string }): st
   out.push(
     `Run of ${r.startedAt.slice(0, 16).replace("T", " ")} UTC, ${fmt(r.seconds)} s, \`${context.command}\`. ` +
       `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memGB} GB, Linux ${m.kernel}; Node ${m.node}, npm ${m.npm}, pnpm ${m.pnpm}, ${m.wrk}, autocannon ${m.autocannon}. ` +
+      (m.cpuPlan
+        ? `Servers bound to CPU ${m.cpuPlan.servers}, wrk, autocannon and installers to CPU ${m.cpuPlan.clients} (taskset). `
+        : "CPUs not split (--no-pin). ") +
       `Load average (1/5/15 min) at start ${m.loadAverageAtStart.join(" / ")}, at end ${m.loadAverageAtEnd?.join(" / ") ?? "–"}. ` +
       `Corpus: ${r.corpus.tarballs} tarballs of ${r.corpus.names} packages, ${fmt(r.corpus.MB, 1)} MB.`,
   );

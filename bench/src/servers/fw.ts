@@ -92,7 +92,7 @@ export async function startFw(
     options.launch === "cli"
       ? [cliEntry, "registry", "start", "--config", configFile, "--json"]
       : [join(here, "fw-entry.ts"), configFile];
-  const child = processes.start(options.name ?? "fw", process.execPath, [...nodeArgs, ...script], {
+  const child = processes.startServer(options.name ?? "fw", process.execPath, [...nodeArgs, ...script], {
     cwd: options.workDir,
     // fw waits for open connections for up to 30 s before it exits; the CPU profile is written then
     graceMs: 40_000,

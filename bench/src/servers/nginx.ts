@@ -98,7 +98,7 @@ export async function startNginx(
   writeStaticMirror(options.corpus, root, url);
   const configFile = join(prefix, "nginx.conf");
   writeFileSync(configFile, nginxConfig(prefix, root, port));
-  const child = processes.start("nginx", "nginx", ["-c", configFile, "-p", prefix]);
+  const child = processes.startServer("nginx", "nginx", ["-c", configFile, "-p", prefix]);
   const logTail = tail(child.stderr);
   tail(child.stdout);
   await waitForHttp(child, url, "/-/nothing", 15_000, "nginx");

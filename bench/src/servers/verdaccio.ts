@@ -70,7 +70,7 @@ export async function startVerdaccio(
   const configFile = join(dir, "config.yaml");
   writeFileSync(configFile, config(storage, port, options.maxBodyMB, options.uplink));
   const bin = join(dirname(packageJson), "bin", "verdaccio");
-  const child = processes.start(name, process.execPath, [bin, "--config", configFile], {
+  const child = processes.startServer(name, process.execPath, [bin, "--config", configFile], {
     env: { ...process.env, NODE_ENV: "production" },
   });
   const logTail = tail(child.stderr);
