@@ -88,6 +88,25 @@ describe("PackumentEncoder", () => {
       expectSame(encoder, value as unknown as Packument);
   });
 
+  it("writes large documents (beyond its first buffer) exactly, whatever size it expected", () => {
+    // Multi-byte text and surrogate pairs land across the points where the buffer grows.
+    const versions: Record<string, VersionManifest> = {};
+    for (let i = 0; i < 400; i++) versions[`1.${i}.0`] = manifest(`1.${i}.0`, { readme: `${"é😀x".repeat(200)} ${i}` });
+    const large = doc(versions);
+    const expected = JSON.stringify(large);
+    expect(Buffer.byteLength(expected)).toBeGreaterThan(512 * 1024);
+    for (const hint of [undefined, 10, Buffer.byteLength(expected), 8 * 1024 * 1024]) {
+      const encoder = new PackumentEncoder();
+      const body = encoder.encode(large, hint);
+      expect(decoder.decode(body)).toBe(expected);
+      // A body never keeps much more memory than its bytes, even when the hint was far too large.
+      expect(body.buffer.byteLength - body.byteLength).toBeLessThanOrEqual(64 * 1024);
+      // The next write of the package reuses those bytes and sizes its buffer from them.
+      const grown = doc({ ...versions, "2.0.0": manifest("2.0.0") });
+      expect(decoder.decode(encoder.encode(grown))).toBe(JSON.stringify(grown));
+    }
+  });
+
   it("matches JSON.stringify over random sequences of edits that share manifests", () => {
     const edit = fc.oneof(
       fc.record({ kind: fc.constant("add" as const), version: fc.string({ maxLength: 6 }), text: fc.string() }),

@@ -63,7 +63,6 @@ export function revisionNumber(rev: string | undefined): number {
 
 const utf8 = new TextEncoder();
 const COMMA = 0x2c;
-const COMMA_BYTES = utf8.encode(",");
 
 /** The top-level objects that grow with every version, whose entries are worth reusing. */
 const SECTIONS = ["versions", "time"];
@@ -82,8 +81,76 @@ interface Serialized {
   sections: Map<string, Section>;
 }
 
-/** A run of bytes of the new document: copied from the previous body, or freshly encoded. */
-type Piece = { from: Uint8Array; start: number; end: number };
+/**
+ * The body being written: one buffer, sized from the package's previous body when there is one, so a
+ * large document is never held twice (once in pieces, once joined). Copies from the previous body are
+ * held back while they run on, so consecutive reused entries become one copy.
+ */
+class BodyWriter {
+  private buffer: Buffer;
+  private length = 0;
+  private run: { from: Uint8Array; start: number; end: number } | undefined;
+
+  constructor(capacity: number) {
+    // Every byte up to `length` is written before it is read, so the buffer need not be zeroed.
+    this.buffer = Buffer.allocUnsafeSlow(Math.max(1024, capacity));
+  }
+
+  /** Bytes written so far, counting the copy held back. */
+  get offset(): number {
+    return this.length + (this.run ? this.run.end - this.run.start : 0);
+  }
+
+  /** Whether the copy held back ends at `start` of `from`, so copying from there extends it. */
+  runEndsAt(from: Uint8Array, start: number): boolean {
+    return this.run?.from === from && this.run.end === start;
+  }
+
+  copy(from: Uint8Array, start: number, end: number): void {
+    if (this.run?.from === from && this.run.end === start) {
+      this.run.end = end;
+      return;
+    }
+    this.flushRun();
+    this.run = { from, start, end };
+  }
+
+  text(text: string): void {
+    this.flushRun();
+    for (;;) {
+      const { read, written } = utf8.encodeInto(text, this.buffer.subarray(this.length));
+      this.length += written;
+      if (read === text.length) return;
+      text = text.slice(read);
+      this.grow(Buffer.byteLength(text));
+    }
+  }
+
+  /** The body, trimmed to its length (copied only when much of the buffer went unused). */
+  finish(): Uint8Array {
+    this.flushRun();
+    const slack = this.buffer.byteLength - this.length;
+    const body = slack > 64 * 1024 ? Buffer.from(this.buffer.subarray(0, this.length)) : this.buffer;
+    return new Uint8Array(body.buffer, body.byteOffset, this.length);
+  }
+
+  private flushRun(): void {
+    const run = this.run;
+    if (!run) return;
+    this.run = undefined;
+    const size = run.end - run.start;
+    if (this.length + size > this.buffer.byteLength) this.grow(size);
+    this.buffer.set(run.from.subarray(run.start, run.end), this.length);
+    this.length += size;
+  }
+
+  private grow(needed: number): void {
+    const capacity = Math.max(this.length + needed, Math.ceil(this.buffer.byteLength * 1.5));
+    const next = Buffer.allocUnsafeSlow(capacity);
+    this.buffer.copy(next, 0, 0, this.length);
+    this.buffer = next;
+  }
+}
 
 /**
  * Serializes stored packuments byte for byte as `JSON.stringify` would, but reuses the bytes of the
@@ -96,6 +163,8 @@ type Piece = { from: Uint8Array; start: number; end: number };
  */
 export class PackumentEncoder {
   private readonly last: LRUCache<string, Serialized>;
+  /** The size of each package's last body, also for bodies too large to keep: the next one is sized from it. */
+  private readonly sizes = new LRUCache<string, number>({ max: 10_000 });
 
   /**
    * `maxBytes`: memory for the previous bodies it keeps, one per package, least recently written
@@ -112,47 +181,31 @@ export class PackumentEncoder {
     });
   }
 
-  encode(doc: Packument): Uint8Array {
+  /** `sizeHint`: the expected size in bytes (e.g. the stored document's), used when no earlier body is known. */
+  encode(doc: Packument, sizeHint?: number): Uint8Array {
     const prev = this.last.get(doc.name);
-    const pieces: Piece[] = [];
+    const expected = this.sizes.get(doc.name) ?? sizeHint;
+    const writer = new BodyWriter(expected === undefined ? 64 * 1024 : expected + 64 * 1024);
     const sections = new Map<string, Section>();
-    let text = "{";
     let first = true;
-    let length = 0;
-    const flush = () => {
-      const bytes = utf8.encode(text);
-      pieces.push({ from: bytes, start: 0, end: bytes.byteLength });
-      length += bytes.byteLength;
-      text = "";
-    };
+    writer.text("{");
     for (const key of Object.keys(doc)) {
       const value = doc[key];
       if (SECTIONS.includes(key) && isPlainObject(value)) {
-        text += `${first ? "" : ","}${JSON.stringify(key)}:{`;
+        writer.text(`${first ? "" : ","}${JSON.stringify(key)}:{`);
         first = false;
-        flush();
-        const section = entryPieces(value, prev?.body, prev?.sections.get(key), pieces, length);
-        sections.set(key, section.section);
-        length = section.offset;
-        text = "}";
+        sections.set(key, entryBytes(value, prev?.body, prev?.sections.get(key), writer));
+        writer.text("}");
         continue;
       }
       const json = JSON.stringify(value);
       if (json === undefined) continue;
-      text += `${first ? "" : ","}${JSON.stringify(key)}:${json}`;
+      writer.text(`${first ? "" : ","}${JSON.stringify(key)}:${json}`);
       first = false;
     }
-    text += "}";
-    flush();
-    // Every byte is written below, so the buffer need not be zeroed first.
-    const body = Buffer.allocUnsafeSlow(length);
-    let offset = 0;
-    for (const piece of pieces) {
-      body.set(piece.from.subarray(piece.start, piece.end), offset);
-      offset += piece.end - piece.start;
-    }
-    if (offset !== length) throw new Error(`packument encoder wrote ${offset} of ${length} bytes`);
-    const out = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    writer.text("}");
+    const out = writer.finish();
+    this.sizes.set(doc.name, out.byteLength);
     if (sections.size > 0) this.last.set(doc.name, { body: out, sections });
     else this.last.delete(doc.name);
     return out;
@@ -160,21 +213,19 @@ export class PackumentEncoder {
 }
 
 /**
- * Appends the pieces of an object's entries (without its braces), starting at byte `offset` of the
- * body, and returns where each entry lands. Consecutive reused entries become one copy.
+ * Writes an object's entries (without its braces) and returns where each entry lands in the body.
+ * Entries reused from the previous body are copied from it.
  */
-function entryPieces(
+function entryBytes(
   value: Record<string, unknown>,
   prevBody: Uint8Array | undefined,
   prev: Section | undefined,
-  pieces: Piece[],
-  offset: number,
-): { section: Section; offset: number } {
+  writer: BodyWriter,
+): Section {
   const keys = Object.keys(value);
   const starts = new Uint32Array(keys.length);
   const ends = new Uint32Array(keys.length);
   let index: Map<string, number> | undefined;
-  let run: Piece | undefined;
   let count = 0;
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
@@ -192,35 +243,27 @@ function entryPieces(
     if (j >= 0 && prevBody && prev) {
       const start = prev.starts[j] as number;
       const end = prev.ends[j] as number;
-      // The previous body had this entry right after the one just copied: extend that copy over the comma.
-      if (comma && run?.from === prevBody && run.end + 1 === start && prevBody[run.end] === COMMA) {
-        run.end = end;
-        offset += 1;
-      } else {
-        if (comma) {
-          pieces.push({ from: COMMA_BYTES, start: 0, end: 1 });
-          offset += 1;
-        }
-        run = { from: prevBody, start, end };
-        pieces.push(run);
+      if (comma) {
+        // The previous body had this entry right after the one just copied: copy its comma along.
+        if (writer.runEndsAt(prevBody, start - 1) && prevBody[start - 1] === COMMA)
+          writer.copy(prevBody, start - 1, start);
+        else writer.text(",");
       }
-      starts[i] = offset;
-      offset += end - start;
-      ends[i] = offset;
+      starts[i] = writer.offset;
+      writer.copy(prevBody, start, end);
+      ends[i] = writer.offset;
       count++;
       continue;
     }
     const json = JSON.stringify(entry);
     if (json === undefined) continue;
-    const bytes = utf8.encode(`${comma ? "," : ""}${JSON.stringify(key)}:${json}`);
-    run = undefined;
-    pieces.push({ from: bytes, start: 0, end: bytes.byteLength });
-    starts[i] = offset + (comma ? 1 : 0);
-    offset += bytes.byteLength;
-    ends[i] = offset;
+    const at = writer.offset;
+    writer.text(`${comma ? "," : ""}${JSON.stringify(key)}:${json}`);
+    starts[i] = at + (comma ? 1 : 0);
+    ends[i] = writer.offset;
     count++;
   }
-  return { section: { value, keys, starts, ends }, offset };
+  return { value, keys, starts, ends };
 }
 
 /** Values whose serialization is fixed by identity (objects never mutated) or by value (strings). */

@@ -240,6 +240,12 @@ export class PackumentCache {
     return entry?.doc && entry.etag ? { doc: entry.doc, etag: entry.etag } : undefined;
   }
 
+  /** The size of the cached document as stored, in bytes, when it is cached. */
+  storedSize(name: string): number | undefined {
+    const entry = this.entries.peek(name);
+    return entry?.doc ? entry.stored : undefined;
+  }
+
   invalidate(name: string): void {
     this.entries.delete(name);
   }

@@ -121,7 +121,8 @@ export class PackagesService {
   });
   private readonly encoder = new PackumentEncoder();
   private readonly codec: Codec<Packument> = {
-    encode: (doc) => this.encoder.encode(doc),
+    // Sized from the stored document when this process has not written the package yet.
+    encode: (doc) => this.encoder.encode(doc, this.cache.storedSize(doc.name)),
     decode: (bytes) => jsonCodec.decode(bytes) as Packument,
     contentType: "application/json",
   };
