@@ -11,6 +11,7 @@ import {
   TrustedPublishing,
 } from "@fw/auth";
 import { casUpdate, type StorageDriver } from "@fw/storage-r2";
+import bytes from "bytes";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { FwConfig } from "./config/index.js";
@@ -147,13 +148,33 @@ async function recordPolicyChange(storage: StorageDriver, audit: AuditLog, acces
   });
 }
 
+/**
+ * `limits.cacheMemory` shared out: most to hosted documents (each with its compressed forms; a popular
+ * package's 20 MB document takes ~25 MB), then uplink copies, small tarballs, and the last written
+ * bodies the next publish reuses. Only what is used is taken: with the default 64 MB and no uplinks,
+ * ~48 MB at most.
+ */
+export function cacheBudgets(cacheMemory: number): {
+  packuments: number;
+  tarballs: number;
+  uplinks: number;
+  previousBodies: number;
+} {
+  const share = (fraction: number) => Math.max(1, Math.floor(cacheMemory * fraction));
+  return { packuments: share(0.45), uplinks: share(0.25), tarballs: share(0.2), previousBodies: share(0.1) };
+}
+
 /** Builds the registry: config and storage in, a Web-standard `fetch(Request) → Response` out. */
 export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
   const logger = deps.logger ?? silent;
   const basePath = (deps.basePath ?? "").replace(/\/+$/, "");
   const metrics = deps.metrics ?? new Metrics();
   const storage = metrics.instrumentStorage(deps.storage);
-  const cache = new PackumentCache(storage, packumentKey, { onLookup: (result) => metrics.cacheLookup(result) });
+  const budgets = cacheBudgets(config.limits.cacheMemory ?? (bytes.parse(DEFAULTS.cacheMemory) as number));
+  const cache = new PackumentCache(storage, packumentKey, {
+    maxBytes: budgets.packuments,
+    onLookup: (result) => metrics.cacheLookup(result),
+  });
   const search = new SearchIndex();
   // The config loader already cross-checked the policy; configs built in code are checked here.
   const policy = parsePolicy(config.access ?? {});
@@ -176,7 +197,10 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
     search,
     policy,
     users,
-    packages: new PackagesService(storage, cache, search, changes),
+    packages: new PackagesService(storage, cache, search, changes, {
+      tarballBytes: budgets.tarballs,
+      previousBodyBytes: budgets.previousBodies,
+    }),
     changes,
     orgs,
     logins: new LoginService(storage),
@@ -189,6 +213,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
       uplinks: config.uplinks ?? {},
       proxyFor: proxyResolver(policy.rules, config.proxy ?? {}),
       logger,
+      maxBytes: budgets.uplinks,
       track: (task) => background.track(task),
     }),
     ...(config.trustedPublishing !== undefined && {

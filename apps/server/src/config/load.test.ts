@@ -30,7 +30,7 @@ describe("loadConfig", () => {
         listen: { host: "127.0.0.1", port: 4873 },
         storage: { driver: "fs", path: join(dir.path, "storage") },
         auth: { signup: true },
-        limits: { maxBodySize: 314572800 },
+        limits: { maxBodySize: 314572800, cacheMemory: 67108864 },
         log: { level: "info", format: "pretty" },
       },
       sources: ["defaults"],
@@ -121,6 +121,7 @@ describe("loadConfig", () => {
         FW_LOG_LEVEL: "debug",
         FW_LOG_FORMAT: "json",
         FW_MAX_BODY_SIZE: "1.5gb",
+        FW_CACHE_MEMORY: "32mb",
         FW_SIGNUP: "false",
         FW_UNRELATED: "x",
       },
@@ -130,12 +131,12 @@ describe("loadConfig", () => {
       publicUrl: "https://npm.example.com",
       storage: { driver: "fs", path: join(dir.path, "data") },
       auth: { signup: false },
-      limits: { maxBodySize: 1610612736 },
+      limits: { maxBodySize: 1610612736, cacheMemory: 32 * 1024 * 1024 },
       log: { level: "debug", format: "json" },
     });
     expect(sources).toEqual([
       "defaults",
-      "environment: FW_HOST, FW_PORT, FW_PUBLIC_URL, FW_LOG_LEVEL, FW_LOG_FORMAT, FW_MAX_BODY_SIZE, FW_SIGNUP, FW_STORAGE_PATH",
+      "environment: FW_HOST, FW_PORT, FW_PUBLIC_URL, FW_LOG_LEVEL, FW_LOG_FORMAT, FW_MAX_BODY_SIZE, FW_CACHE_MEMORY, FW_SIGNUP, FW_STORAGE_PATH",
     ]);
   });
 
@@ -152,6 +153,7 @@ describe("loadConfig", () => {
         logLevel: "error",
         logFormat: "json",
         maxBodySize: "1mb",
+        cacheMemory: "16mb",
         signup: "no",
       },
     });
@@ -160,11 +162,11 @@ describe("loadConfig", () => {
       publicUrl: "http://localhost:8080",
       storage: { driver: "fs", path: "/tmp/fw-elsewhere" },
       auth: { signup: false },
-      limits: { maxBodySize: 1048576 },
+      limits: { maxBodySize: 1048576, cacheMemory: 16 * 1024 * 1024 },
       log: { level: "error", format: "json" },
     });
     expect(sources.at(-1)).toBe(
-      "flags: --host, --port, --public-url, --log-level, --log-format, --max-body-size, --signup, --storage-path",
+      "flags: --host, --port, --public-url, --log-level, --log-format, --max-body-size, --cache-memory, --signup, --storage-path",
     );
   });
 

@@ -24,6 +24,7 @@ export interface ConfigOverrides {
   logLevel?: string;
   logFormat?: string;
   maxBodySize?: number | string;
+  cacheMemory?: number | string;
   signup?: boolean | string;
 }
 
@@ -77,6 +78,7 @@ const SETTINGS: readonly Setting[] = [
   { env: "FW_LOG_LEVEL", flag: "logLevel", path: ["log", "level"] },
   { env: "FW_LOG_FORMAT", flag: "logFormat", path: ["log", "format"] },
   { env: "FW_MAX_BODY_SIZE", flag: "maxBodySize", path: ["limits", "maxBodySize"] },
+  { env: "FW_CACHE_MEMORY", flag: "cacheMemory", path: ["limits", "cacheMemory"] },
   { env: "FW_SIGNUP", flag: "signup", path: ["auth", "signup"], read: readBoolean },
 ];
 const STORAGE_PATH = { env: "FW_STORAGE_PATH", flag: "storagePath" } as const;

@@ -70,7 +70,11 @@ export function serializeConfig(config: FwConfig, options: SerializeConfigOption
     ...access,
     ...(packages && { packages }),
     storage,
-    limits: { ...config.limits, maxBodySize: readableSize(config.limits.maxBodySize) },
+    limits: {
+      ...config.limits,
+      maxBodySize: readableSize(config.limits.maxBodySize),
+      ...(config.limits.cacheMemory !== undefined && { cacheMemory: readableSize(config.limits.cacheMemory) }),
+    },
   };
   const uplinkToken = Object.values(config.uplinks ?? {}).some(
     (uplink) => uplink.auth?.token !== undefined && !uplink.auth.token.startsWith("secret:"),

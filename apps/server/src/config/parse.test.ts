@@ -23,9 +23,18 @@ describe("parseConfig", () => {
       listen: { host: "127.0.0.1", port: 4873 },
       storage: { driver: "fs", path: join(base, "storage") },
       auth: { signup: true },
-      limits: { maxBodySize: 300 * 1024 * 1024 },
+      limits: { maxBodySize: 300 * 1024 * 1024, cacheMemory: 64 * 1024 * 1024 },
       log: { level: "info", format: "pretty" },
     });
+  });
+
+  it("reads the cache memory as a size and names it when it is not one", () => {
+    expect(parseConfig({ limits: { cacheMemory: "256mb" } }).limits.cacheMemory).toBe(256 * 1024 * 1024);
+    expect(parseConfig({ limits: { cacheMemory: 1000 } }).limits.cacheMemory).toBe(1000);
+    expect(() => parseConfig({ limits: { cacheMemory: "lots" } })).toThrow(
+      /limits\.cacheMemory: expected a number of bytes/,
+    );
+    expect(() => parseConfig({ limits: { cacheMemory: 0 } })).toThrow(/limits\.cacheMemory/);
   });
 
   it("resolves a relative storage path against baseDir, and keeps an absolute one", () => {

@@ -100,7 +100,10 @@ function normalise(input: FwConfigInput, baseDir: string): FwConfig {
       }),
       ...(input.auth?.tfaKey !== undefined && { tfaKey: input.auth.tfaKey }),
     },
-    limits: { maxBodySize: toBytes(input.limits?.maxBodySize ?? DEFAULTS.maxBodySize) },
+    limits: {
+      maxBodySize: toBytes(input.limits?.maxBodySize ?? DEFAULTS.maxBodySize),
+      cacheMemory: toBytes(input.limits?.cacheMemory ?? DEFAULTS.cacheMemory),
+    },
     log: { level: input.log?.level ?? DEFAULTS.logLevel, format: input.log?.format ?? DEFAULTS.logFormat },
     ...((input.roles ?? input.teams ?? packages) !== undefined && {
       access: {
@@ -158,9 +161,11 @@ function trustedPublishing(input: FwConfigInput, config: FwConfig): ConfigIssue 
 
 function crossCheck(config: FwConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const size = config.limits.maxBodySize;
-  if (!Number.isSafeInteger(size) || size < 1) {
-    issues.push({ path: "limits.maxBodySize", message: "expected a size of at least 1 byte and below 8 PB" });
+  for (const key of ["maxBodySize", "cacheMemory"] as const) {
+    const size = config.limits[key];
+    if (size !== undefined && (!Number.isSafeInteger(size) || size < 1)) {
+      issues.push({ path: `limits.${key}`, message: "expected a size of at least 1 byte and below 8 PB" });
+    }
   }
   issues.push(...checkProxy(config.proxy, config.uplinks));
   if (config.access) {

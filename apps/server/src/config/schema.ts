@@ -14,6 +14,7 @@ export const DEFAULTS = {
   forcePathStyle: false,
   signup: true,
   maxBodySize: "300mb",
+  cacheMemory: "64mb",
   logLevel: "info",
   logFormat: "pretty",
   /** Per client address on login and token endpoints: a burst, then this many a second. */
@@ -176,21 +177,24 @@ const metricsAccess = strictObject({
   .meta({ description: "Who may read the Prometheus metrics at /-/metrics." });
 
 const sizeMessage = 'expected a number of bytes (at least 1) or a size such as "300mb" or "1.5gb"';
+const size = () =>
+  z.union(
+    [
+      z.int({ error: sizeMessage }).min(1, { error: sizeMessage }),
+      z.string({ error: sizeMessage }).regex(SIZE_PATTERN, { error: sizeMessage }),
+    ],
+    { error: sizeMessage },
+  );
 const limits = strictObject({
-  maxBodySize: z
-    .union(
-      [
-        z.int({ error: sizeMessage }).min(1, { error: sizeMessage }),
-        z.string({ error: sizeMessage }).regex(SIZE_PATTERN, { error: sizeMessage }),
-      ],
-      {
-        error: sizeMessage,
-      },
-    )
-    .meta({
-      description: 'Largest request body (a publish carries the tarball): bytes, or "300mb", "1.5gb".',
-      default: DEFAULTS.maxBodySize,
-    }),
+  maxBodySize: size().meta({
+    description: 'Largest request body (a publish carries the tarball): bytes, or "300mb", "1.5gb".',
+    default: DEFAULTS.maxBodySize,
+  }),
+  cacheMemory: size().meta({
+    description:
+      'Memory for what the registry keeps ready to serve: package documents with their compressed forms, small tarballs, copies from uplinks, the last written documents (reused by the next publish). Bytes, or "64mb", "1gb".',
+    default: DEFAULTS.cacheMemory,
+  }),
 }).partial();
 
 const log = strictObject({

@@ -120,6 +120,10 @@ export function renderConfigTemplate(options: ConfigTemplateOptions = {}): strin
     // Largest request body; a publish carries the whole tarball. Bytes, or sizes such as
     // "300mb" and "1.5gb". FW_MAX_BODY_SIZE.
     maxBodySize: ${q(DEFAULTS.maxBodySize)},
+    // Memory for what is kept ready to serve: package documents and their compressed forms,
+    // small tarballs, uplink copies. Most of the server's memory beyond Node's own ~80 MB.
+    // FW_CACHE_MEMORY.
+    cacheMemory: ${q(DEFAULTS.cacheMemory)},
   },
 
   log: {

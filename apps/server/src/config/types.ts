@@ -50,7 +50,11 @@ export interface FwConfig {
     /** Key sealing two-factor secrets at rest (hex/base64 text, after secret references are resolved). */
     tfaKey?: string;
   };
-  limits: { maxBodySize: number };
+  /**
+   * `cacheMemory`: bytes for the in-memory caches, all of them together (see `cacheBudgets`); the
+   * loader always sets it, configs built in code may leave it out (64 MB).
+   */
+  limits: { maxBodySize: number; cacheMemory?: number };
   log: { level: LogLevel; format: LogFormat };
   /**
    * The `roles`, `teams` and `packages` sections, as validated; absent when none is set, which keeps

@@ -113,13 +113,17 @@ export interface TarballContent {
   body: Uint8Array | ReadableStream<Uint8Array>;
 }
 
+export interface PackagesOptions {
+  /** Memory for tarballs kept after their first read (each at most 1 MB). Default 32 MB. */
+  tarballBytes?: number;
+  /** Memory for the last written documents, whose bytes the next publish reuses. Default 16 MB. */
+  previousBodyBytes?: number;
+}
+
 /** Use cases on packages: publish, metadata changes (deprecate, owners, stars, version unpublish), tags. */
 export class PackagesService {
-  private readonly tarballs = new LRUCache<string, TarballContent & { body: Uint8Array }>({
-    maxSize: 32 * 1024 * 1024,
-    sizeCalculation: (content) => Math.max(1, content.size),
-  });
-  private readonly encoder = new PackumentEncoder();
+  private readonly tarballs: LRUCache<string, TarballContent & { body: Uint8Array }>;
+  private readonly encoder: PackumentEncoder;
   private readonly codec: Codec<Packument> = {
     // Sized from the stored document when this process has not written the package yet.
     encode: (doc) => this.encoder.encode(doc, this.cache.storedSize(doc.name)),
@@ -132,7 +136,14 @@ export class PackagesService {
     private readonly cache: PackumentCache,
     private readonly search: SearchIndex,
     private readonly changes?: ChangeFeed,
-  ) {}
+    options: PackagesOptions = {},
+  ) {
+    this.tarballs = new LRUCache({
+      maxSize: options.tarballBytes ?? 32 * 1024 * 1024,
+      sizeCalculation: (content) => Math.max(1, content.size),
+    });
+    this.encoder = new PackumentEncoder(options.previousBodyBytes);
+  }
 
   /** The live document, or `null` for packages that do not exist or were unpublished. */
   async read(name: string): Promise<Packument | null> {
