@@ -102,7 +102,7 @@ describe("fw registry config", () => {
         listen: { host: "127.0.0.1", port: 4873 },
         storage: { driver: "fs", path: join(dir.path, "storage") },
         auth: { signup: true },
-        limits: { maxBodySize: 314572800 },
+        limits: { maxBodySize: 314572800, cacheMemory: 67108864 },
         log: { level: "info", format: "pretty" },
         access: { packages: { "**": { access: ["$all"], publish: ["$authenticated"] } } },
         uplinks: {
@@ -200,7 +200,7 @@ describe("fw registry config", () => {
           forcePathStyle: false,
         },
         auth: { signup: true },
-        limits: { maxBodySize: 314572800 },
+        limits: { maxBodySize: 314572800, cacheMemory: 67108864 },
         log: { level: "info", format: "pretty" },
       },
       file: null,
@@ -229,7 +229,7 @@ describe("fw registry config", () => {
       listen: { host: "127.0.0.1", port: 6000 },
       storage: { driver: "fs", path: "./data" },
       auth: { signup: true },
-      limits: { maxBodySize: "1.5gb" },
+      limits: { maxBodySize: "1.5gb", cacheMemory: "64mb" },
       log: { level: "warn", format: "pretty" },
     });
     const reread = await runFw(["registry", "config", "load", "saved.json5", "--json"], { cwd: dir.path });
