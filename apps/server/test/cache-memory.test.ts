@@ -3,7 +3,7 @@ import { memoryDriver } from "@fw/storage-r2/memory";
 import { describe, expect, it } from "vitest";
 import { cacheBudgets, createRegistry } from "../src/app.js";
 import { publishBody } from "./helpers/packages.js";
-import { testConfig } from "./helpers/registry.js";
+import { signUp, testConfig } from "./helpers/registry.js";
 
 const ORIGIN = "http://127.0.0.1:4873";
 
@@ -26,14 +26,7 @@ describe("limits.cacheMemory", () => {
       },
     );
     await registry.ready;
-    const login = await registry.fetch(
-      new Request(`${ORIGIN}/-/user/org.couchdb.user:alice`, {
-        method: "PUT",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ name: "alice", password: "correct horse battery" }),
-      }),
-    );
-    const { token } = (await login.json()) as { token: string };
+    const token = await signUp(registry, ORIGIN, "alice");
     const versions = Array.from({ length: 40 }, (_, i) => `1.0.${i}`);
     // ~0.7 KB per version, also in the abbreviated form: the document outgrows the 7 KB packument budget.
     for (const version of versions) {

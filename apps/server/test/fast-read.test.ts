@@ -3,21 +3,14 @@ import { memoryDriver } from "@fw/storage-r2/memory";
 import { describe, expect, it } from "vitest";
 import { createRegistry } from "../src/app.js";
 import { publishBody } from "./helpers/packages.js";
-import { testConfig } from "./helpers/registry.js";
+import { signUp, testConfig } from "./helpers/registry.js";
 
 const ORIGIN = "http://127.0.0.1:4873";
 
 async function setup(access?: PolicyConfig) {
   const registry = createRegistry(testConfig("/unused", access ? { access } : {}), { storage: memoryDriver() });
   await registry.ready;
-  const login = await registry.fetch(
-    new Request(`${ORIGIN}/-/user/org.couchdb.user:alice`, {
-      method: "PUT",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ name: "alice", password: "correct horse battery" }),
-    }),
-  );
-  const { token } = (await login.json()) as { token: string };
+  const token = await signUp(registry, ORIGIN, "alice");
   for (const name of ["@acme/widget", "plain"]) {
     const published = await registry.fetch(
       new Request(`${ORIGIN}/${name.replace("/", "%2f")}`, {

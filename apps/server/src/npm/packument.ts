@@ -163,8 +163,6 @@ class BodyWriter {
  */
 export class PackumentEncoder {
   private readonly last: LRUCache<string, Serialized>;
-  /** The size of each package's last body, also for bodies too large to keep: the next one is sized from it. */
-  private readonly sizes = new LRUCache<string, number>({ max: 10_000 });
 
   /**
    * `maxBytes`: memory for the previous bodies it keeps, one per package, least recently written
@@ -184,7 +182,7 @@ export class PackumentEncoder {
   /** `sizeHint`: the expected size in bytes (e.g. the stored document's), used when no earlier body is known. */
   encode(doc: Packument, sizeHint?: number): Uint8Array {
     const prev = this.last.get(doc.name);
-    const expected = this.sizes.get(doc.name) ?? sizeHint;
+    const expected = prev?.body.byteLength ?? sizeHint;
     const writer = new BodyWriter(expected === undefined ? 64 * 1024 : expected + 64 * 1024);
     const sections = new Map<string, Section>();
     let first = true;
@@ -205,7 +203,6 @@ export class PackumentEncoder {
     }
     writer.text("}");
     const out = writer.finish();
-    this.sizes.set(doc.name, out.byteLength);
     if (sections.size > 0) this.last.set(doc.name, { body: out, sections });
     else this.last.delete(doc.name);
     return out;

@@ -88,3 +88,20 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
   };
   return { url: running.url, storage, running, errors, close, [Symbol.asyncDispose]: close };
 }
+
+/** Signs a new user up through `PUT /-/user/org.couchdb.user:<name>` (as `npm adduser` does) and returns the token. */
+export async function signUp(
+  registry: { fetch(request: Request): Promise<Response> },
+  origin: string,
+  name: string,
+): Promise<string> {
+  const response = await registry.fetch(
+    new Request(`${origin}/-/user/org.couchdb.user:${name}`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name, password: "correct horse battery" }),
+    }),
+  );
+  const { token } = (await response.json()) as { token: string };
+  return token;
+}
