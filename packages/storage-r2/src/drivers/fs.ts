@@ -4,17 +4,24 @@ import {
   createReadStream,
   fstatSync,
   fsync,
+  mkdir as mkdirCallback,
   mkdirSync,
   openSync,
   readFileSync,
+  realpath,
+  realpathSync,
   renameSync,
+  rmdir,
   rmdirSync,
   rmSync,
+  stat as statCallback,
   statSync,
   unlinkSync,
+  utimes,
+  utimesSync,
   writeSync,
 } from "node:fs";
-import { type FileHandle, mkdir, open, readdir, rm, stat } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, rm, stat, statfs } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
@@ -38,6 +45,23 @@ import type {
 
 const NAME = "fs";
 
+/**
+ * The file-system calls proper-lockfile makes. It copies the object it is given on every lock; all of
+ * node:fs (its default, via graceful-fs) costs ~50 µs per copy (measured), these few nothing.
+ */
+const LOCK_FS = {
+  mkdir: mkdirCallback,
+  mkdirSync,
+  realpath,
+  realpathSync,
+  rmdir,
+  rmdirSync,
+  stat: statCallback,
+  statSync,
+  utimes,
+  utimesSync,
+};
+
 const fsyncFd = promisify(fsync);
 
 /** Byte bodies up to this size are written with synchronous calls (see `fsDriver`); larger ones and streams asynchronously. */
@@ -48,7 +72,8 @@ export interface FsDriverOptions {
   root: string;
   /**
    * Flush file data and the folder entry to disk before a write is acknowledged. Default `true`: an
-   * acknowledged write survives a power cut. `false` is faster and fine for caches and tests.
+   * acknowledged write survives a power cut. `false` is faster and fine for caches and tests. Left
+   * unset on a Linux tmpfs or ramfs (e.g. /dev/shm), it is off: nothing there survives a power cut.
    */
   fsync?: boolean;
   /**
@@ -121,6 +146,11 @@ function wrap(error: unknown, action: string, key?: string): StorageError {
  *   every write and delete, so conditional writes hold between processes sharing the folder.
  * - ETags are MD5s of the content, kept in a sidecar under `.fw/meta` and tied to the data file's
  *   inode, size and mtime; they are stable across restarts and equal S3's single-part ETags.
+ * - Only data files and their folders are fsynced. A sidecar is a cache of what the data file gives
+ *   back anyway: after a power loss one that is missing, torn or describing another file is ignored
+ *   and the MD5 computed from the content again (the same ETag). Only a content type or cache-control
+ *   value written in the last moments before the loss can read back unset. Skipping that fsync saves
+ *   a third of a write's time on a local disk (~0.7 ms measured here per fsync).
  * - A key cannot be both an object and a "folder" of other keys (`a` and `a/b`): the second write
  *   fails with E_INVALID_KEY. Object stores allow it; fw's own layouts never need it.
  * - Small metadata calls (stat, mkdir, rename, sidecars, the lock directory, bodies up to 1 MiB) are
@@ -134,13 +164,15 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
   const tmpDir = join(internal, "tmp");
   const metaDir = join(internal, "meta");
   const lockDir = join(internal, "locks");
-  const durable = options.fsync ?? true;
+  // Decided once the folder exists (see init): fsync on a memory file system flushes nothing.
+  let durable = options.fsync ?? true;
   const stale = Math.max(options.staleLockMs ?? 10_000, 2_000);
   let ready: Promise<void> | undefined;
 
   const init = () => {
     ready ??= (async () => {
       await Promise.all([tmpDir, metaDir, lockDir].map((dir) => mkdir(dir, { recursive: true })));
+      if (options.fsync === undefined && (await inMemory(root))) durable = false;
       void sweepTemp(tmpDir);
     })().catch((error) => {
       ready = undefined;
@@ -203,6 +235,9 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
 
   /** Opens a data file for reading with its stats, or `null` when the key holds no object. */
   async function openData(key: string): Promise<{ handle: FileHandle; stats: FileStats } | null> {
+    // A missing key (a new package, a 404) is answered by one synchronous stat: an asynchronous open that
+    // fails costs a thread-pool round trip and an error with a stack (~0.7 ms on one busy core, measured).
+    if (!(await statData(key))) return null;
     let handle: FileHandle | undefined;
     try {
       handle = await open(dataPath(key), "r");
@@ -290,6 +325,7 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
     const options = {
       lockfilePath: path,
       realpath: false,
+      fs: LOCK_FS,
       stale,
       // Another process judged our lock stale (we stalled for longer than `stale`): do not commit.
       onCompromised: (error: Error) => {
@@ -363,8 +399,12 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
     }
   }
 
-  function tempPath(): string {
-    return join(tmpDir, `${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`);
+  // Temp names: random per driver (other processes share the folder), then a counter; a random suffix
+  // per file cost ~15 µs of synchronous randomBytes (measured), a few per write.
+  const tempPrefix = randomBytes(8).toString("hex");
+  let tempCounter = 0;
+  function tempPath(kind = ""): string {
+    return join(tmpDir, `${kind}${tempPrefix}-${(tempCounter++).toString(36)}`);
   }
 
   function checkDeclaredSize(key: string, size: number, options: PutOptions): void {
@@ -466,11 +506,11 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
 
   async function writeSidecar(key: string, file: SidecarFile): Promise<void> {
     const path = sidecarPath(key);
-    const tmp = join(tmpDir, `meta-${randomBytes(8).toString("hex")}`);
+    const tmp = tempPath("meta-");
     const fd = openSync(tmp, "wx", 0o644);
     try {
+      // Not fsynced: a sidecar only saves rehashing the data file, which is durable on its own (see above).
       writeSync(fd, JSON.stringify(file));
-      if (durable) await fsyncFd(fd);
     } finally {
       closeSync(fd);
     }
@@ -748,6 +788,22 @@ function decodeCursor(cursor: string): string {
 }
 
 /** Removes temp files left by processes that died mid-write (older than an hour, so never a live one). */
+/** Linux's tmpfs and ramfs (statfs magic numbers): nothing there survives a power loss, fsync or not. */
+const MEMORY_FILE_SYSTEMS = new Set([0x01021994, 0x858458f6]);
+
+/**
+ * Whether `dir` is on a memory file system (a tmpfs such as /dev/shm, common for CI and caches), where an
+ * fsync costs a thread-pool round trip and keeps nothing safer. Unknown (no statfs): treated as a disk.
+ */
+async function inMemory(dir: string): Promise<boolean> {
+  if (process.platform !== "linux") return false;
+  try {
+    return MEMORY_FILE_SYSTEMS.has((await statfs(dir)).type);
+  } catch {
+    return false;
+  }
+}
+
 async function sweepTemp(dir: string): Promise<void> {
   const cutoff = Date.now() - 60 * 60 * 1000;
   try {
