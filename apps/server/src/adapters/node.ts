@@ -16,7 +16,9 @@ import { Metrics } from "../services/metrics.js";
  */
 export async function storageFromConfig(config: FwConfig): Promise<StorageDriver> {
   const storage = config.storage;
-  if (storage.driver === "fs") return fsDriver({ root: storage.path });
+  if (storage.driver === "fs") {
+    return fsDriver({ root: storage.path, ...(storage.fsync !== undefined && { fsync: storage.fsync }) });
+  }
   const { s3Driver } = await import("@fw/storage-r2/s3");
   return s3Driver({
     bucket: storage.bucket,

@@ -49,6 +49,18 @@ describe("parseConfig", () => {
     });
   });
 
+  it("keeps fsync for fs storage only when it is given, and names a value that is not a boolean", () => {
+    expect(parseConfig({ storage: { path: "/srv/npm", fsync: false } }).storage).toEqual({
+      driver: "fs",
+      path: resolve("/srv/npm"),
+      fsync: false,
+    });
+    expect(parseConfig({ storage: { path: "/srv/npm" } }).storage).not.toHaveProperty("fsync");
+    expect(() => parseConfig({ storage: { path: "/srv/npm", fsync: "no" } })).toThrow(
+      "storage.fsync: expected true or false",
+    );
+  });
+
   it("resolves against the working directory without baseDir", () => {
     expect(parseConfig({}).storage).toEqual({ driver: "fs", path: join(process.cwd(), "storage") });
   });
@@ -143,7 +155,7 @@ describe("parseConfig", () => {
     [
       "an unknown fs storage key",
       { storage: { path: "x", bucket: "b" } },
-      [{ path: "storage.bucket", message: "unknown key; expected one of: driver, path" }],
+      [{ path: "storage.bucket", message: "unknown key; expected one of: driver, path, fsync" }],
     ],
     [
       "an unknown s3 storage key",

@@ -71,7 +71,11 @@ function normaliseStorage(storage: FwConfigInput["storage"], baseDir: string): S
       ...(storage.prefix === undefined || storage.prefix === "" ? {} : { prefix: storage.prefix }),
     };
   }
-  return { driver: "fs", path: resolve(baseDir, storage?.path ?? DEFAULTS.storagePath) };
+  return {
+    driver: "fs",
+    path: resolve(baseDir, storage?.path ?? DEFAULTS.storagePath),
+    ...(storage?.fsync !== undefined && { fsync: storage.fsync }),
+  };
 }
 
 function toBytes(size: number | string): number {

@@ -83,6 +83,10 @@ const fsStorage = strictObject(
       description: "Folder for packages and users; a relative path is relative to this file.",
       default: DEFAULTS.storagePath,
     }),
+    fsync: booleanValue.meta({
+      description:
+        "Flush every write to the disk before answering, so an acknowledged publish survives a power cut. Default: on, except on a tmpfs (nothing there survives one). false is faster and loses the last seconds of writes on an OS crash or power cut.",
+    }),
   },
   "an object",
 )

@@ -96,6 +96,9 @@ export function renderConfigTemplate(options: ConfigTemplateOptions = {}): strin
   storage: {
     driver: "fs",
     path: ${q(DEFAULTS.storagePath)},
+    // Each write is flushed to the disk before it is acknowledged (three flushes per publish), except
+    // on a tmpfs. false is faster; an OS crash or power cut then loses the last seconds of writes.
+    // fsync: true,
   },
   // Or an S3-compatible bucket (AWS S3, Cloudflare R2, Ceph, MinIO). For R2, setting R2_ACCOUNT_ID,
   // R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY and R2_REGISTRY_BUCKET in .env.registry does the same

@@ -11,6 +11,8 @@ export interface FsStorageConfig {
   driver: "fs";
   /** Absolute path of the storage folder (relative paths are resolved while parsing). */
   path: string;
+  /** Flush writes to disk before acknowledging them; absent: on, except on a tmpfs (see `fsDriver`). */
+  fsync?: boolean;
 }
 
 /** Objects kept in an S3-compatible bucket: AWS S3, Cloudflare R2, Ceph, MinIO… */
