@@ -1,16 +1,5 @@
 import type { StorageDriver } from "@fw/storage-r2";
-import {
-  createRemoteJWKSet,
-  customFetch,
-  decodeJwt,
-  decodeProtectedHeader,
-  errors,
-  type FetchImplementation,
-  type JWSHeaderParameters,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-  jwtVerify,
-} from "jose";
+import type { FetchImplementation, JWSHeaderParameters, JWTPayload, JWTVerifyGetKey } from "jose";
 import { z } from "zod";
 import { AuthError, type AuthErrorCode } from "./errors.js";
 import { compareSpecificity, describePublisher, globRegExp, PACKAGE_PATTERN } from "./policy.js";
@@ -457,13 +446,25 @@ interface Discovery {
   at?: number;
 }
 
+type Jose = typeof import("jose");
+let jose: Promise<Jose> | undefined;
+
+/**
+ * jose is loaded when the first ID token is verified: a registry that never sees trusted publishing
+ * does not keep its modules in memory (a few MB of heap and code, measured).
+ */
+function loadJose(): Promise<Jose> {
+  jose ??= import("jose");
+  return jose;
+}
+
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_TOKEN_LENGTH = 16_384;
 const MAX_DOCUMENT_BYTES = 1_048_576;
 
 function unavailable(issuer: string, what: string, error: unknown, timeoutMs: number): OidcError {
   const timedOut =
-    error instanceof errors.JWKSTimeout ||
+    (error instanceof Error && (error as { code?: unknown }).code === "ERR_JWKS_TIMEOUT") ||
     (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError"));
   const why = timedOut
     ? `no answer within ${timeoutMs} ms`
@@ -525,6 +526,7 @@ export class OidcVerifier {
     if (typeof idToken !== "string" || idToken.length > MAX_TOKEN_LENGTH || !TOKEN_SHAPE.test(idToken)) {
       throw new OidcError("E_OIDC_MALFORMED", "the OIDC ID token is not a signed JWT (header.payload.signature)");
     }
+    const { decodeJwt, decodeProtectedHeader, errors, jwtVerify } = await loadJose();
     let header: JWSHeaderParameters;
     let unverified: JWTPayload;
     try {
@@ -570,11 +572,11 @@ export class OidcVerifier {
         ...(protectedHeader.kid !== undefined && { keyId: protectedHeader.kid }),
       };
     } catch (error) {
-      throw this.explainFailure(error, config.issuer, audience);
+      throw this.explainFailure(errors, error, config.issuer, audience);
     }
   }
 
-  private explainFailure(error: unknown, issuer: string, audience: readonly string[]): unknown {
+  private explainFailure(errors: Jose["errors"], error: unknown, issuer: string, audience: readonly string[]): unknown {
     if (error instanceof OidcError) return error;
     if (error instanceof errors.JWTExpired) {
       const exp = typeof error.payload.exp === "number" ? new Date(error.payload.exp * 1000).toISOString() : "";
@@ -627,7 +629,7 @@ export class OidcVerifier {
     const entry: Discovery = {
       keys: (async () => {
         const jwksUri = config.jwksUri ?? (await this.fetchJwksUri(config.issuer));
-        return this.resolver(config.issuer, jwksUri);
+        return this.resolver(await loadJose(), config.issuer, jwksUri);
       })(),
     };
     this.discovered.set(config.issuer, entry);
@@ -671,7 +673,11 @@ export class OidcVerifier {
     return jwksUri;
   }
 
-  private resolver(issuer: string, jwksUri: string): JWTVerifyGetKey {
+  private resolver(
+    { createRemoteJWKSet, customFetch, errors }: Jose,
+    issuer: string,
+    jwksUri: string,
+  ): JWTVerifyGetKey {
     const existing = this.resolvers.get(jwksUri);
     if (existing) return existing;
     const remote = createRemoteJWKSet(new URL(jwksUri), {
