@@ -11,7 +11,7 @@ afterEach(() => {
 });
 
 describe("readTarballManifest", () => {
-  it("reads a manifest near the start without a decompression stream", async () => {
+  it("reads a small tarball's manifest without a decompression stream, wherever it is packed", async () => {
     vi.stubGlobal(
       "DecompressionStream",
       class {
@@ -20,19 +20,21 @@ describe("readTarballManifest", () => {
         }
       },
     );
-    const tgz = makeTarball({ "package.json": JSON.stringify(manifest), "index.js": "module.exports = 1;\n" });
-    await expect(readTarballManifest(tgz)).resolves.toEqual(manifest);
+    const first = makeTarball({ "package.json": JSON.stringify(manifest), "index.js": "module.exports = 1;\n" });
+    await expect(readTarballManifest(first)).resolves.toEqual(manifest);
+    // npm 11 packs package.json last.
+    const last = makeTarball({ "index.js": "module.exports = 1;\n", "package.json": JSON.stringify(manifest) });
+    await expect(readTarballManifest(last)).resolves.toEqual(manifest);
   });
 
-  it("finds a manifest beyond the first 64 KB of compressed data", async () => {
+  it("reads a large tarball's manifest packed after 300 KB of other files", async () => {
     // Random bytes do not compress: package.json starts ~300 KB into the gzip stream.
     const tgz = makeTarball({ "blob.bin": randomBytes(300 * 1024), "package.json": JSON.stringify(manifest) });
     expect(tgz.byteLength).toBeGreaterThan(300 * 1024);
     await expect(readTarballManifest(tgz)).resolves.toEqual(manifest);
   });
 
-  it("finds a manifest behind a file that inflates far beyond the first try's limit", async () => {
-    // 64 MB of zeros compress to ~64 KB: the first try's output cap is hit before package.json.
+  it("finds a manifest behind a file that inflates to 64 MB", async () => {
     const tgz = makeTarball({
       "zeros.bin": new Uint8Array(64 * 1024 * 1024),
       "package.json": JSON.stringify(manifest),
@@ -62,6 +64,22 @@ describe("readTarballManifest", () => {
     await expect(readTarballManifest(cut)).rejects.toThrow(
       "the attached tarball is not a valid gzipped tar with a package.json",
     );
+  });
+
+  it("refuses what a gzip stream refuses: a manifest in a second gzip member, a wrong CRC", async () => {
+    const good = makeTarball({ "package.json": JSON.stringify(manifest) });
+    const invalid = "the attached tarball is not a valid gzipped tar with a package.json";
+    // The manifest only in a second member, after a member holding a lone file.
+    const lone = gunzip(makeTarball({ "index.js": "1" })).subarray(0, 1024);
+    await expect(readTarballManifest(Buffer.concat([gzipSync(lone), good]))).rejects.toThrow(invalid);
+    const badCrc = Buffer.from(good);
+    badCrc.writeUInt32LE((badCrc.readUInt32LE(badCrc.length - 8) ^ 1) >>> 0, badCrc.length - 8);
+    await expect(readTarballManifest(badCrc)).rejects.toThrow(invalid);
+    // The same tarball, whole and with optional header fields (a file name), is read.
+    const named = Buffer.from(good);
+    named[3] = 0x08;
+    const withName = Buffer.concat([named.subarray(0, 10), Buffer.from("package.tar\0"), named.subarray(10)]);
+    await expect(readTarballManifest(withName)).resolves.toEqual(manifest);
   });
 
   it("rejects a package.json that is not a JSON object", async () => {
