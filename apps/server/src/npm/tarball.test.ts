@@ -66,7 +66,7 @@ describe("readTarballManifest", () => {
     );
   });
 
-  it("refuses what a gzip stream refuses: a manifest in a second gzip member, a wrong CRC", async () => {
+  it("refuses what a gzip stream refuses: a manifest in a second gzip member, a wrong CRC or header CRC", async () => {
     const good = makeTarball({ "package.json": JSON.stringify(manifest) });
     const invalid = "the attached tarball is not a valid gzipped tar with a package.json";
     // The manifest only in a second member, after a member holding a lone file.
@@ -80,6 +80,11 @@ describe("readTarballManifest", () => {
     named[3] = 0x08;
     const withName = Buffer.concat([named.subarray(0, 10), Buffer.from("package.tar\0"), named.subarray(10)]);
     await expect(readTarballManifest(withName)).resolves.toEqual(manifest);
+    // A header CRC that does not match the header.
+    const hcrc = Buffer.from(good);
+    hcrc[3] = 0x02;
+    const badHeaderCrc = Buffer.concat([hcrc.subarray(0, 10), Buffer.from([0, 0]), hcrc.subarray(10)]);
+    await expect(readTarballManifest(badHeaderCrc)).rejects.toThrow(invalid);
   });
 
   it("rejects a package.json that is not a JSON object", async () => {

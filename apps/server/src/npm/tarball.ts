@@ -116,7 +116,8 @@ function inflateOneMember(gz: Uint8Array): Buffer | undefined {
   // RFC 1952: magic, deflate, flags; then mtime, extra flags and OS (10 bytes), then the optional fields.
   if (gz.byteLength < 18 || gz[0] !== 0x1f || gz[1] !== 0x8b || gz[2] !== 8) return undefined;
   const flags = gz[3] as number;
-  if (flags & 0xe0) return undefined;
+  // Reserved bits, or a header CRC (which zlib checks and this does not; no packer writes one).
+  if (flags & 0xe2) return undefined;
   let at = 10;
   if (flags & 0x04) at += 2 + ((gz[at] ?? 0) | ((gz[at + 1] ?? 0) << 8)); // FEXTRA
   for (const bit of [0x08, 0x10]) {
@@ -126,7 +127,6 @@ function inflateOneMember(gz: Uint8Array): Buffer | undefined {
     if (end === -1) return undefined;
     at = end + 1;
   }
-  if (flags & 0x02) at += 2; // FHCRC
   if (at > gz.byteLength - 8) return undefined;
   let inflated: { buffer: Buffer; engine: { bytesWritten: number } };
   try {
