@@ -463,9 +463,12 @@ const MAX_TOKEN_LENGTH = 16_384;
 const MAX_DOCUMENT_BYTES = 1_048_576;
 
 function unavailable(issuer: string, what: string, error: unknown, timeoutMs: number): OidcError {
+  // jose's JWKSTimeout (known by its code: jose is loaded lazily), or fetch's own time limit.
   const timedOut =
-    (error instanceof Error && (error as { code?: unknown }).code === "ERR_JWKS_TIMEOUT") ||
-    (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError"));
+    error instanceof Error &&
+    ((error as { code?: unknown }).code === "ERR_JWKS_TIMEOUT" ||
+      error.name === "TimeoutError" ||
+      error.name === "AbortError");
   const why = timedOut
     ? `no answer within ${timeoutMs} ms`
     : error instanceof OidcError
