@@ -57,6 +57,8 @@ function paxPath(data: Uint8Array): string | undefined {
 /** Where the tar walk reads from: `need` makes `bytes` available (false at the end of the data). */
 interface TarSource {
   need(bytes: number): Promise<boolean>;
+  /** Bytes available now without waiting. */
+  buffered(): number;
   take(bytes: number): Uint8Array;
 }
 
@@ -93,6 +95,7 @@ async function smallManifest(tgz: Uint8Array): Promise<Record<string, unknown> |
       if (tar.byteLength - offset < bytes) throw ENDED;
       return true;
     },
+    buffered: () => tar.byteLength - offset,
     take: (bytes) => {
       const out = tar.subarray(offset, offset + bytes);
       offset += bytes;
@@ -171,6 +174,7 @@ async function streamedManifest(tgz: Uint8Array): Promise<Record<string, unknown
       }
       return buffer.byteLength >= bytes;
     },
+    buffered: () => buffer.byteLength,
     take: (bytes) => {
       const out = buffer.subarray(0, bytes);
       buffer = buffer.subarray(bytes);
@@ -193,11 +197,12 @@ async function streamedManifest(tgz: Uint8Array): Promise<Record<string, unknown
 
 /** Walks tar entries to `<root>/package.json` and parses it; `undefined` when the archive ends without one. */
 async function walkTar(source: TarSource): Promise<Record<string, unknown> | undefined> {
+  // Consumes what is buffered, a chunk at a time: skipping a large file never joins its chunks.
   const skip = async (bytes: number) => {
     let left = bytes;
     while (left > 0) {
-      const n = Math.min(left, 64 * 1024);
-      if (!(await source.need(n))) throw new Error("truncated");
+      if (source.buffered() === 0 && !(await source.need(1))) throw new Error("truncated");
+      const n = Math.min(left, source.buffered());
       source.take(n);
       left -= n;
     }
