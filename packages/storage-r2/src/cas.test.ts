@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { casUpdate } from "./cas.js";
+import { type Codec, casUpdate } from "./cas.js";
 import { memoryDriver } from "./drivers/memory.js";
 import { isStorageError } from "./errors.js";
 import type { StorageDriver } from "./types.js";
@@ -55,5 +55,40 @@ describe("casUpdate", () => {
     });
     expect(stale).toMatchObject({ written: true, attempts: 2, value: { n: 3 } });
     expect(JSON.parse(new TextDecoder().decode((await driver.get("doc.json"))?.body))).toEqual({ n: 3 });
+  });
+
+  it("reads through the codec's stream decoder and writes a stream the codec makes", async () => {
+    const driver = memoryDriver();
+    await driver.put("doc.json", '{"n":1}');
+    const streamed: number[] = [];
+    const codec: Codec<{ n: number }> = {
+      contentType: "application/json",
+      encode: (value) => new Blob([JSON.stringify(value)]).stream(),
+      decode: () => {
+        throw new Error("the stream decoder should have been used");
+      },
+      decodeStream: async (body, size) => {
+        streamed.push(size);
+        return JSON.parse(await new Response(body).text()) as { n: number };
+      },
+    };
+    const result = await casUpdate(driver, "doc.json", (d) => ({ n: (d?.n ?? 0) + 1 }), { codec });
+    expect(result).toMatchObject({ written: true, value: { n: 2 }, info: { size: 7 } });
+    expect(streamed).toEqual([7]);
+    expect(new TextDecoder().decode((await driver.get("doc.json"))?.body)).toBe('{"n":2}');
+  });
+
+  it("reports a document its stream decoder cannot read instead of overwriting it", async () => {
+    const driver = memoryDriver();
+    await driver.put("broken.json", "{not json");
+    const codec: Codec<unknown> = {
+      contentType: "application/json",
+      encode: (value) => JSON.stringify(value),
+      decode: (bytes) => JSON.parse(new TextDecoder().decode(bytes)),
+      decodeStream: async (body) => JSON.parse(await new Response(body).text()),
+    };
+    const error = await casUpdate(driver, "broken.json", () => ({ fixed: true }), { codec }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_INTERNAL", message: expect.stringContaining("cannot be decoded") });
+    expect(new TextDecoder().decode((await driver.get("broken.json"))?.body)).toBe("{not json");
   });
 });

@@ -3,8 +3,14 @@ import type { ObjectInfo, StorageDriver } from "./types.js";
 
 /** How a document is turned into bytes and back. */
 export interface Codec<T> {
-  encode(value: T): Uint8Array | string;
+  /** The stored form; a stream for documents too large to hold as one buffer (written as it is made). */
+  encode(value: T): Uint8Array | string | ReadableStream<Uint8Array>;
   decode(bytes: Uint8Array): T;
+  /**
+   * Reads a document from a stream instead of whole bytes (`size`: its stored size). When given,
+   * `casUpdate` streams the documents it reads, so a large one is never held as bytes and value at once.
+   */
+  decodeStream?(body: ReadableStream<Uint8Array>, size: number): Promise<T>;
   contentType: string;
 }
 
@@ -99,11 +105,11 @@ export async function casUpdate<T = unknown>(
         continue;
       }
     }
-    const current = await driver.get(key, { signal });
+    const current = await read(driver, key, codec, signal);
     let value: T | null = null;
     if (current) {
       try {
-        value = codec.decode(current.body);
+        value = await current.decode();
       } catch (cause) {
         throw new StorageError("E_INTERNAL", `document "${key}" cannot be decoded`, {
           driver: driver.name,
@@ -140,7 +146,27 @@ export async function casUpdate<T = unknown>(
   });
 }
 
-function stripBody(object: ObjectInfo & { body?: unknown }): ObjectInfo {
-  const { body: _body, ...info } = object;
+/** The stored document's info and a way to decode it, read whole or as a stream as the codec prefers. */
+async function read<T>(
+  driver: StorageDriver,
+  key: string,
+  codec: Codec<T>,
+  signal: AbortSignal | undefined,
+): Promise<(ObjectInfo & { decode(): T | Promise<T> }) | null> {
+  const { decodeStream } = codec;
+  if (decodeStream) {
+    const object = await driver.stream(key, { signal });
+    if (!object) return null;
+    const { body, range: _range, ...info } = object;
+    return { ...info, decode: () => decodeStream(body, info.size) };
+  }
+  const object = await driver.get(key, { signal });
+  if (!object) return null;
+  const { body, ...info } = object;
+  return { ...info, decode: () => codec.decode(body) };
+}
+
+function stripBody(object: ObjectInfo & { body?: unknown; decode?: unknown }): ObjectInfo {
+  const { body: _body, decode: _decode, ...info } = object;
   return info;
 }

@@ -37,6 +37,24 @@ function expectSame(encoder: PackumentEncoder, value: Packument): void {
 }
 
 describe("PackumentEncoder", () => {
+  it("streams the stored form of a document larger than it keeps, byte for byte as JSON.stringify", async () => {
+    const encoder = new PackumentEncoder(64 * 1024);
+    const versions: Record<string, VersionManifest> = {};
+    for (let i = 0; i < 3000; i++) versions[`1.0.${i}`] = manifest(`1.0.${i}`, { readme: "x".repeat(300) });
+    const large = doc(versions);
+    const size = JSON.stringify(large).length;
+    expect(size).toBeGreaterThan(1024 * 1024);
+    const form = encoder.storedForm(large, size);
+    expect(form).toBeInstanceOf(ReadableStream);
+    expect(await new Response(form as ReadableStream<Uint8Array>).text()).toBe(JSON.stringify(large));
+    // A small document is bytes, and once kept its previous body decides, not a stale size hint.
+    const small = doc({ "1.0.0": manifest("1.0.0") });
+    expect(encoder.storedForm(small, undefined)).toBeInstanceOf(Uint8Array);
+    const bytes = encoder.storedForm(small, 2_000_000);
+    expect(bytes).toBeInstanceOf(Uint8Array);
+    expect(decoder.decode(bytes as Uint8Array)).toBe(JSON.stringify(small));
+  });
+
   it("writes what JSON.stringify writes as versions are appended, inserted, replaced and removed", () => {
     const encoder = new PackumentEncoder();
     let versions: Record<string, VersionManifest> = {};

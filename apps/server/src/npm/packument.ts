@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
+import { jsonByteStream } from "./json-stream.js";
 import { tarballFilename } from "./names.js";
 
 export interface Person {
@@ -152,6 +153,9 @@ class BodyWriter {
   }
 }
 
+/** Documents expected above this size may be written as a stream (see `PackumentEncoder.storedForm`). */
+const STREAM_ABOVE = 1024 * 1024;
+
 /**
  * Serializes stored packuments byte for byte as `JSON.stringify` would, but reuses the bytes of the
  * `versions` and `time` entries it already serialized in the package's previous document: a publish
@@ -168,7 +172,7 @@ export class PackumentEncoder {
    * `maxBytes`: memory for the previous bodies it keeps, one per package, least recently written
    * dropped first. Default 16 MB; a document larger than that is always serialized in full.
    */
-  constructor(maxBytes = 16 * 1024 * 1024) {
+  constructor(private readonly maxBytes = 16 * 1024 * 1024) {
     this.last = new LRUCache<string, Serialized>({
       maxSize: maxBytes,
       sizeCalculation: (entry) => {
@@ -177,6 +181,20 @@ export class PackumentEncoder {
         return Math.max(1, size);
       },
     });
+  }
+
+  /**
+   * What to store: `encode`'s bytes, or — for a document larger than the bodies this encoder keeps and
+   * than `STREAM_ABOVE` — the same bytes as a stream made while it is written, so that a publish to a
+   * 20 MB packument does not hold another 20 MB (and its text) at once.
+   */
+  storedForm(doc: Packument, sizeHint?: number): Uint8Array | ReadableStream<Uint8Array> {
+    const expected = this.last.peek(doc.name)?.body.byteLength ?? sizeHint;
+    if (expected !== undefined && expected > Math.max(this.maxBytes, STREAM_ABOVE)) {
+      this.last.delete(doc.name);
+      return jsonByteStream(doc);
+    }
+    return this.encode(doc, sizeHint);
   }
 
   /** `sizeHint`: the expected size in bytes (e.g. the stored document's), used when no earlier body is known. */

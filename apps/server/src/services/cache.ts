@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { brotliCompressSync, constants, createGzip, gunzipSync, gzipSync } from "node:zlib";
 import type { StorageDriver } from "@fw/storage-r2";
 import { LRUCache } from "lru-cache";
+import { jsonPieces, readJsonBody } from "../npm/json-stream.js";
 import type { Packument } from "../npm/packument.js";
 
 /**
@@ -284,9 +285,10 @@ export class PackumentCache {
       }
     }
     this.onLookup("miss");
-    const object = await this.storage.get(key);
+    // A stream, so that a large document is parsed as it is read (see readJsonBody).
+    const object = await this.storage.stream(key);
     const entry = object
-      ? newEntry(JSON.parse(new TextDecoder().decode(object.body)) as Packument, object.etag, object.body.byteLength)
+      ? newEntry((await readJsonBody(object.body, object.size)) as Packument, object.etag, object.size)
       : newEntry(null, null);
     this.entries.set(name, entry);
     return entry;
@@ -310,23 +312,6 @@ function isLive(doc: Packument | null, etag: string | null): boolean {
   return false;
 }
 
-/** Pieces of `JSON.stringify(value)`: the document and its maps (versions, time…) member by member. */
-function* jsonPieces(value: unknown, depth: number): Generator<string> {
-  if (depth < 2 && typeof value === "object" && value !== null && !Array.isArray(value) && !("toJSON" in value)) {
-    let separator = "{";
-    for (const [key, member] of Object.entries(value)) {
-      // Members JSON.stringify leaves out.
-      if (member === undefined || typeof member === "function" || typeof member === "symbol") continue;
-      yield `${separator}${JSON.stringify(key)}:`;
-      yield* jsonPieces(member, depth + 1);
-      separator = ",";
-    }
-    yield separator === "{" ? "{}" : "}";
-    return;
-  }
-  yield JSON.stringify(value);
-}
-
 const PIECE_BATCH = 64 * 1024;
 
 /** `gzip(JSON.stringify(value))` without ever holding the whole JSON text: each batch of pieces is compressed as it is made. */
@@ -336,7 +321,7 @@ async function gzipJson(value: unknown): Promise<Uint8Array> {
   gzip.on("data", (chunk: Buffer) => chunks.push(chunk));
   const ended = once(gzip, "end");
   let batch = "";
-  for (const piece of jsonPieces(value, 0)) {
+  for (const piece of jsonPieces(value)) {
     batch += piece;
     if (batch.length < PIECE_BATCH) continue;
     if (!gzip.write(batch)) await once(gzip, "drain");

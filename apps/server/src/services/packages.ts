@@ -3,6 +3,7 @@ import { type Codec, casUpdate, isStorageError, jsonCodec, readAll, type Storage
 import { LRUCache } from "lru-cache";
 import semver from "semver";
 import { RegistryError } from "../http/errors.js";
+import { readJsonBody } from "../npm/json-stream.js";
 import {
   assertPublishableName,
   assertTagName,
@@ -126,8 +127,9 @@ export class PackagesService {
   private readonly encoder: PackumentEncoder;
   private readonly codec: Codec<Packument> = {
     // Sized from the stored document when this process has not written the package yet.
-    encode: (doc) => this.encoder.encode(doc, this.cache.storedSize(doc.name)),
+    encode: (doc) => this.encoder.storedForm(doc, this.cache.storedSize(doc.name)),
     decode: (bytes) => jsonCodec.decode(bytes) as Packument,
+    decodeStream: async (body, size) => (await readJsonBody(body, size)) as Packument,
     contentType: "application/json",
   };
 

@@ -26,7 +26,15 @@ import { join, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import lockfile from "proper-lockfile";
-import { bytesOf, checkListLimit, checkPutOptions, isStream, normalizeEtag, resolveRange } from "../body.js";
+import {
+  bytesOf,
+  checkListLimit,
+  checkPutOptions,
+  isStream,
+  normalizeEtag,
+  resolveRange,
+  streamOfBytes,
+} from "../body.js";
 import { checkAborted, StorageError } from "../errors.js";
 import { compareKeys, RESERVED_SEGMENT, validateKey, validatePrefix } from "../keys.js";
 import type {
@@ -108,6 +116,25 @@ function fileId(stats: { ino: bigint; size: bigint; mtimeNs: bigint }) {
 function matches(sidecar: Sidecar | undefined, stats: Stats & { ino: bigint; size: bigint; mtimeNs: bigint }) {
   const id = fileId(stats);
   return sidecar !== undefined && sidecar.ino === id.ino && sidecar.size === id.size && sidecar.mtimeNs === id.mtimeNs;
+}
+
+/** Whole objects up to this size are streamed from one read instead of a file stream. */
+const WHOLE_READ = 256 * 1024;
+
+/**
+ * An open object's bytes. Objects are replaced by rename, never changed in place: the open file keeps
+ * the size it was opened with.
+ */
+async function readWhole(key: string, handle: FileHandle, size: number, signal?: AbortSignal): Promise<Uint8Array> {
+  const body = new Uint8Array(size);
+  let offset = 0;
+  while (offset < size) {
+    checkAborted(NAME, key, signal);
+    const { bytesRead } = await handle.read(body, offset, size - offset, offset);
+    if (bytesRead === 0) break;
+    offset += bytesRead;
+  }
+  return offset === size ? body : body.subarray(0, offset);
 }
 
 function errno(error: unknown): string | undefined {
@@ -589,17 +616,7 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
         const { handle, stats } = opened;
         try {
           const info = await describe(key, handle, stats);
-          // Objects are replaced by rename, never changed in place: the open file keeps the size it was opened with.
-          const size = Number(stats.size);
-          const body = new Uint8Array(size);
-          let offset = 0;
-          while (offset < size) {
-            checkAborted(NAME, key, options.signal);
-            const { bytesRead } = await handle.read(body, offset, size - offset, offset);
-            if (bytesRead === 0) break;
-            offset += bytesRead;
-          }
-          const bytes = offset === size ? body : body.subarray(0, offset);
+          const bytes = await readWhole(key, handle, Number(stats.size), options.signal);
           return { ...info, size: bytes.byteLength, body: bytes };
         } finally {
           await handle.close();
@@ -621,6 +638,13 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
         handle = opened.handle;
         const info = await describe(key, handle, opened.stats);
         const range = options.range ? resolveRange(NAME, key, options.range, info.size) : undefined;
+        if (!range && info.size <= WHOLE_READ) {
+          // One read and a one-chunk stream: a Node read stream bridged to a Web stream costs ~230 µs more.
+          const bytes = await readWhole(key, handle, info.size, options.signal);
+          await handle.close();
+          handle = null;
+          return { ...info, size: bytes.byteLength, body: streamOfBytes(bytes, Math.max(1, bytes.byteLength)) };
+        }
         const nodeStream = createReadStream("", {
           fd: handle,
           start: range?.offset ?? 0,

@@ -1,0 +1,289 @@
+/**
+ * JSON in pieces, for documents too large to hold as one text: a popular package's packument is
+ * 20 MB, and `JSON.parse(decode(bytes))` holds its bytes, its text and the parsed object at once
+ * (~55 MB for 20 MB stored), `JSON.stringify` its text and then its bytes.
+ *
+ * Both directions split the document at the same places: the top-level object's members, and the
+ * members of those that are objects themselves (`versions`, `time`…). Each piece goes through the
+ * native `JSON.parse`/`JSON.stringify`, so values are exactly what those make; only the splitting is
+ * scanned here (strings are skipped with `indexOf`). Streaming parsers on npm (stream-json,
+ * @streamparser/json) tokenize every character in JavaScript instead; this one parses the 20 MB
+ * packument of the bench in 140–150 ms against 115 ms for `JSON.parse` of the whole text.
+ */
+
+import { readAll } from "@fw/storage-r2";
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+function isSpace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+}
+
+/** Sets a member as `JSON.parse` does: `__proto__` becomes an own property, not the prototype. */
+function define(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__")
+    Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  else target[key] = value;
+}
+
+/** Bytes from a stream, with the unconsumed part kept across chunks. */
+class Input {
+  buf: Uint8Array = new Uint8Array(0);
+  pos = 0;
+  done = false;
+  private readonly reader: AsyncIterator<Uint8Array>;
+
+  constructor(body: AsyncIterable<Uint8Array>) {
+    this.reader = body[Symbol.asyncIterator]();
+  }
+
+  async close(): Promise<void> {
+    if (!this.done) {
+      this.done = true;
+      await this.reader.return?.();
+    }
+  }
+
+  /** Reads one more chunk, keeping the bytes from `keep` on; false at the end of the stream. */
+  async more(keep: number): Promise<boolean> {
+    if (this.done) return false;
+    for (;;) {
+      const next = await this.reader.next();
+      if (next.done) {
+        this.done = true;
+        return false;
+      }
+      const chunk = next.value;
+      if (chunk.byteLength === 0) continue;
+      const rest = this.buf.subarray(keep);
+      if (rest.byteLength === 0) this.buf = chunk;
+      else {
+        const joined = new Uint8Array(rest.byteLength + chunk.byteLength);
+        joined.set(rest);
+        joined.set(chunk, rest.byteLength);
+        this.buf = joined;
+      }
+      this.pos -= keep;
+      return true;
+    }
+  }
+
+  /** The next byte that is not white space, without consuming it; -1 at the end. */
+  async peek(): Promise<number> {
+    for (;;) {
+      while (this.pos < this.buf.byteLength) {
+        const byte = this.buf[this.pos] as number;
+        if (!isSpace(byte)) return byte;
+        this.pos++;
+      }
+      if (!(await this.more(this.pos))) return -1;
+    }
+  }
+
+  async expect(byte: number, what: string): Promise<void> {
+    const found = await this.peek();
+    if (found !== byte) throw unexpected(found, what);
+    this.pos++;
+  }
+
+  /**
+   * Parses the JSON value starting at the next non-space byte: a string, number, literal, array or
+   * object, ending where its bytes end (a scalar at a `,` `}` `]`, white space or the end of input).
+   */
+  async value(): Promise<unknown> {
+    if ((await this.peek()) === -1) throw unexpected(-1, "a value");
+    let start = this.pos;
+    let state = { done: false, at: start, depth: 0, inString: false };
+    for (;;) {
+      state = this.scan(state.at, state.depth, state.inString);
+      if (state.done) {
+        this.pos = state.at;
+        return JSON.parse(decoder.decode(this.buf.subarray(start, state.at)));
+      }
+      if (!(await this.more(start))) {
+        // A scalar may end with the input; anything else is cut short, and JSON.parse says how.
+        this.pos = this.buf.byteLength;
+        return JSON.parse(decoder.decode(this.buf.subarray(start)));
+      }
+      // `more` kept the bytes from `start` on, which now begin at 0.
+      state.at -= start;
+      start = 0;
+    }
+  }
+
+  /**
+   * Scans a value from `i` in the state given; `done` with the index after its last byte, or not done
+   * with the state to resume from once more bytes are in (the caller keeps the value's bytes, so a
+   * quote's escaping backslashes are found behind it even across chunks). Strings are skipped with
+   * `indexOf`.
+   */
+  private scan(
+    from: number,
+    depthIn: number,
+    inStringIn: boolean,
+  ): { done: boolean; at: number; depth: number; inString: boolean } {
+    const buf = this.buf;
+    const length = buf.byteLength;
+    let i = from;
+    let depth = depthIn;
+    let inString = inStringIn;
+    while (i < length) {
+      if (inString) {
+        const quote = buf.indexOf(QUOTE, i);
+        if (quote === -1) return { done: false, at: length, depth, inString };
+        let slashes = 0;
+        for (let k = quote - 1; buf[k] === BACKSLASH; k--) slashes++;
+        i = quote + 1;
+        if (slashes % 2 === 1) continue;
+        inString = false;
+        if (depth === 0) return { done: true, at: i, depth, inString };
+        continue;
+      }
+      const byte = buf[i] as number;
+      if (byte === QUOTE) inString = true;
+      else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) depth++;
+      else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+        if (depth === 0) return { done: true, at: i, depth, inString };
+        depth--;
+        if (depth === 0) return { done: true, at: i + 1, depth, inString };
+      } else if (depth === 0 && (byte === COMMA || isSpace(byte))) return { done: true, at: i, depth, inString };
+      i++;
+    }
+    return { done: false, at: length, depth, inString };
+  }
+}
+
+function unexpected(byte: number, what: string): SyntaxError {
+  return new SyntaxError(
+    byte === -1
+      ? `Unexpected end of JSON input, expected ${what}`
+      : `Unexpected ${JSON.stringify(String.fromCharCode(byte))} in JSON, expected ${what}`,
+  );
+}
+
+/**
+ * `JSON.parse` of a stream of UTF-8 bytes holding one JSON document, without the whole text: an
+ * object's members and its object-valued members' members are parsed one by one as their bytes
+ * arrive. The result equals `JSON.parse(new TextDecoder().decode(allBytes))`, errors included in
+ * kind (a `SyntaxError`); memory at the peak is the result plus the largest single piece.
+ */
+export async function parseJsonStream(body: AsyncIterable<Uint8Array>): Promise<unknown> {
+  const input = new Input(body);
+  try {
+    return await parseInput(input);
+  } finally {
+    // Releases the source (a file handle, a connection) when parsing stopped early on an error.
+    await input.close();
+  }
+}
+
+async function parseInput(input: Input): Promise<unknown> {
+  // TextDecoder drops a byte order mark; so does this.
+  if ((await input.peek()) === 0xef && input.buf[input.pos + 1] === 0xbb && input.buf[input.pos + 2] === 0xbf)
+    input.pos += 3;
+  let result: unknown;
+  if ((await input.peek()) === OPEN_BRACE) {
+    input.pos++;
+    result = await members(input, 1);
+  } else {
+    result = await input.value();
+  }
+  const trailing = await input.peek();
+  if (trailing !== -1) throw unexpected(trailing, "the end of the input");
+  return result;
+}
+
+/** An object's members after its `{`, through its `}`; at `depth` 1 object values are split again. */
+async function members(input: Input, depth: number): Promise<Record<string, unknown>> {
+  const target: Record<string, unknown> = {};
+  if ((await input.peek()) === CLOSE_BRACE) {
+    input.pos++;
+    return target;
+  }
+  for (;;) {
+    if ((await input.peek()) !== QUOTE) throw unexpected(await input.peek(), "a member name");
+    const key = (await input.value()) as string;
+    await input.expect(COLON, '":"');
+    let value: unknown;
+    if (depth === 1 && (await input.peek()) === OPEN_BRACE) {
+      input.pos++;
+      value = await members(input, depth + 1);
+    } else {
+      value = await input.value();
+    }
+    define(target, key, value);
+    const next = await input.peek();
+    input.pos++;
+    if (next === CLOSE_BRACE) return target;
+    if (next !== COMMA) throw unexpected(next, '"," or "}"');
+  }
+}
+
+/** Stored documents above this size are parsed piece by piece (see `parseJsonStream`). */
+const PIECEWISE_ABOVE = 1024 * 1024;
+
+/**
+ * A stored JSON document of `size` bytes from its stream: read whole and parsed at once when small,
+ * piece by piece when larger than 1 MB.
+ */
+export async function readJsonBody(body: ReadableStream<Uint8Array>, size: number): Promise<unknown> {
+  if (size > PIECEWISE_ABOVE) return parseJsonStream(body);
+  return JSON.parse(decoder.decode(await readAll(body)));
+}
+
+/** Pieces of `JSON.stringify(value)`: an object and its object-valued members, member by member. */
+export function* jsonPieces(value: unknown, depth = 0): Generator<string> {
+  if (depth < 2 && typeof value === "object" && value !== null && !Array.isArray(value) && !("toJSON" in value)) {
+    let separator = "{";
+    for (const [key, member] of Object.entries(value)) {
+      // Members JSON.stringify leaves out.
+      if (member === undefined || typeof member === "function" || typeof member === "symbol") continue;
+      yield `${separator}${JSON.stringify(key)}:`;
+      yield* jsonPieces(member, depth + 1);
+      separator = ",";
+    }
+    yield separator === "{" ? "{}" : "}";
+    return;
+  }
+  const json = JSON.stringify(value);
+  if (json !== undefined) yield json;
+}
+
+/**
+ * The UTF-8 bytes of `JSON.stringify(value)` as a stream of chunks of about `chunkSize`, made as they
+ * are read: the whole text never exists at once. The value must not change until the stream ends.
+ */
+export function jsonByteStream(value: unknown, chunkSize = 64 * 1024): ReadableStream<Uint8Array> {
+  const pieces = jsonPieces(value);
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        let batch = "";
+        for (;;) {
+          const next = pieces.next();
+          if (next.done) {
+            if (batch) controller.enqueue(encoder.encode(batch));
+            controller.close();
+            return;
+          }
+          batch += next.value;
+          if (batch.length >= chunkSize) {
+            controller.enqueue(encoder.encode(batch));
+            return;
+          }
+        }
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
