@@ -87,6 +87,10 @@ describe("a registry following the feed", () => {
         reads.push(key);
         return storage.get(key);
       },
+      stream: (key: string) => {
+        reads.push(key);
+        return storage.stream(key);
+      },
     });
     const registry = createRegistry(testConfig("/unused"), { storage: counted });
     await registry.ready;
