@@ -1,7 +1,8 @@
 import { gunzipSync } from "node:zlib";
+import type { PutBody, PutOptions, StorageDriver } from "@fw/storage-r2";
 import { memoryDriver } from "@fw/storage-r2/memory";
 import { describe, expect, it } from "vitest";
-import { cacheBudgets, createRegistry } from "../src/app.js";
+import { cacheBudgets, createRegistry, type Registry } from "../src/app.js";
 import { publishBody } from "./helpers/packages.js";
 import { signUp, testConfig } from "./helpers/registry.js";
 
@@ -64,5 +65,61 @@ describe("limits.cacheMemory", () => {
     const tarball = await registry.fetch(new Request(`${ORIGIN}/big/-/big-1.0.39.tgz`));
     expect(tarball.status).toBe(200);
     expect((await tarball.arrayBuffer()).byteLength).toBeGreaterThan(0);
+  });
+
+  it("reads and writes a document of megabytes in pieces, keeping every version", async () => {
+    const storage = memoryDriver();
+    const streamedPuts: string[] = [];
+    const recording: StorageDriver = Object.assign(Object.create(storage) as StorageDriver, {
+      put: (key: string, body: PutBody, options?: PutOptions) => {
+        if (body instanceof ReadableStream) streamedPuts.push(key);
+        return storage.put(key, body, options);
+      },
+    });
+    const config = testConfig("/unused");
+    // 4 MB of cache memory keeps previous bodies of up to 0.4 MB: a 1.6 MB document is written as a stream.
+    const small = { ...config, limits: { ...config.limits, cacheMemory: 4 * 1024 * 1024 } };
+    const publish = async (registry: Registry, token: string, version: string) => {
+      const response = await registry.fetch(
+        new Request(`${ORIGIN}/huge`, {
+          method: "PUT",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: JSON.stringify(
+            publishBody(ORIGIN, {
+              name: "huge",
+              version,
+              manifest: { description: `"${version}" ${"é".repeat(20_000)}` },
+            }),
+          ),
+        }),
+      );
+      expect(response.status).toBe(201);
+    };
+    const first = createRegistry(small, { storage: recording });
+    await first.ready;
+    const token = await signUp(first, ORIGIN, "alice");
+    const versions = Array.from({ length: 40 }, (_, i) => `1.0.${i}`);
+    for (const version of versions) await publish(first, token, version);
+    await first.close();
+    const stored = await storage.get("packages/huge/packument.json");
+    expect(stored?.size).toBeGreaterThan(1024 * 1024);
+    expect(streamedPuts).toContain("packages/huge/packument.json");
+
+    // A fresh process reads the stored document piece by piece and writes the next one as a stream.
+    streamedPuts.length = 0;
+    const second = createRegistry(small, { storage: recording });
+    await second.ready;
+    await publish(second, token, "2.0.0");
+    expect(streamedPuts).toEqual(["packages/huge/packument.json"]);
+    const text = new TextDecoder().decode((await storage.get("packages/huge/packument.json"))?.body);
+    const doc = JSON.parse(text) as { versions: Record<string, { description: string }> };
+    expect(Object.keys(doc.versions)).toEqual([...versions, "2.0.0"]);
+    expect(doc.versions["1.0.7"]?.description).toBe(`"1.0.7" ${"é".repeat(20_000)}`);
+    expect(text).toBe(JSON.stringify(doc));
+    const served = await second.fetch(new Request(`${ORIGIN}/huge`, { headers: { "accept-encoding": "gzip" } }));
+    expect(
+      Object.keys((JSON.parse(gunzipSync(Buffer.from(await served.arrayBuffer())).toString()) as typeof doc).versions),
+    ).toEqual([...versions, "2.0.0"]);
+    await second.close();
   });
 });
