@@ -58,7 +58,7 @@ describe("parseJsonStream", () => {
 
   it("refuses what JSON.parse refuses and agrees on the rest, for damaged documents", async () => {
     const damaged = fc
-      .tuple(documents, fc.nat(), fc.constantFrom(...'{}[]",: \\0a-\u00e9\n'), fc.boolean(), cuts)
+      .tuple(documents, fc.nat(), fc.constantFrom(...'{}[]",: \\0a-\u00e9\n\uFEFF'), fc.boolean(), cuts)
       .map(([value, position, char, insert, at]) => {
         const text = JSON.stringify(value);
         const i = position % (text.length + 1);
@@ -88,6 +88,13 @@ describe("parseJsonStream", () => {
     const bytes = encoder.encode(text);
     for (let cut = 0; cut <= bytes.byteLength; cut++) {
       expect(await parseJsonStream(chunks(bytes, [cut, cut + 1]))).toEqual(JSON.parse(text));
+    }
+  });
+
+  it("drops a byte order mark at the start only, as TextDecoder does", async () => {
+    for (const text of ['\uFEFF{"a":1}', ' \uFEFF{"a":1}', '{"a":"\uFEFF"}', '{"a":\uFEFF1}', '{"v":{"a":\uFEFF[]}}']) {
+      const bytes = encoder.encode(text);
+      for (let cut = 0; cut <= 4; cut++) expect(await streamed(bytes, [cut])).toEqual(reference(bytes));
     }
   });
 

@@ -23,6 +23,8 @@ const COMMA = 0x2c;
 const COLON = 0x3a;
 
 const decoder = new TextDecoder();
+/** For pieces: a default decoder drops a byte order mark at the start of every text it decodes. */
+const pieceDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
 
 function isSpace(byte: number): boolean {
@@ -108,12 +110,12 @@ class Input {
       state = this.scan(state.at, state.depth, state.inString);
       if (state.done) {
         this.pos = state.at;
-        return JSON.parse(decoder.decode(this.buf.subarray(start, state.at)));
+        return JSON.parse(pieceDecoder.decode(this.buf.subarray(start, state.at)));
       }
       if (!(await this.more(start))) {
         // A scalar may end with the input; anything else is cut short, and JSON.parse says how.
         this.pos = this.buf.byteLength;
-        return JSON.parse(decoder.decode(this.buf.subarray(start)));
+        return JSON.parse(pieceDecoder.decode(this.buf.subarray(start)));
       }
       // `more` kept the bytes from `start` on, which now begin at 0.
       state.at -= start;
@@ -122,7 +124,7 @@ class Input {
   }
 
   /**
-   * Scans a value from `i` in the state given; `done` with the index after its last byte, or not done
+   * Scans a value on from `from` in the state given (nesting depth, inside a string or not); `done` with the index after its last byte, or not done
    * with the state to resume from once more bytes are in (the caller keeps the value's bytes, so a
    * quote's escaping backslashes are found behind it even across chunks). Strings are skipped with
    * `indexOf`.
@@ -188,9 +190,9 @@ export async function parseJsonStream(body: AsyncIterable<Uint8Array>): Promise<
 }
 
 async function parseInput(input: Input): Promise<unknown> {
-  // TextDecoder drops a byte order mark; so does this.
-  if ((await input.peek()) === 0xef && input.buf[input.pos + 1] === 0xbb && input.buf[input.pos + 2] === 0xbf)
-    input.pos += 3;
+  // TextDecoder drops a byte order mark at the very start; so does this.
+  while (input.buf.byteLength < 3 && (await input.more(0)));
+  if (input.buf[0] === 0xef && input.buf[1] === 0xbb && input.buf[2] === 0xbf) input.pos = 3;
   let result: unknown;
   if ((await input.peek()) === OPEN_BRACE) {
     input.pos++;
