@@ -8,6 +8,16 @@ import { signUp, testConfig } from "./helpers/registry.js";
 
 const ORIGIN = "http://127.0.0.1:4873";
 
+function publish(registry: Registry, token: string, name: string, version: string, manifest: Record<string, unknown>) {
+  return registry.fetch(
+    new Request(`${ORIGIN}/${name}`, {
+      method: "PUT",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify(publishBody(ORIGIN, { name, version, manifest })),
+    }),
+  );
+}
+
 describe("limits.cacheMemory", () => {
   it("is shared out between the caches and adds up to the limit", () => {
     const budgets = cacheBudgets(64 * 1024 * 1024);
@@ -31,21 +41,9 @@ describe("limits.cacheMemory", () => {
     const versions = Array.from({ length: 40 }, (_, i) => `1.0.${i}`);
     // ~0.7 KB per version, also in the abbreviated form: the document outgrows the 7 KB packument budget.
     for (const version of versions) {
-      const published = await registry.fetch(
-        new Request(`${ORIGIN}/big`, {
-          method: "PUT",
-          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-          body: JSON.stringify(
-            publishBody(ORIGIN, {
-              name: "big",
-              version,
-              manifest: {
-                dependencies: Object.fromEntries(Array.from({ length: 40 }, (_, d) => [`dep-${d}`, `^${version}`])),
-              },
-            }),
-          ),
-        }),
-      );
+      const published = await publish(registry, token, "big", version, {
+        dependencies: Object.fromEntries(Array.from({ length: 40 }, (_, d) => [`dep-${d}`, `^${version}`])),
+      });
       expect(published.status).toBe(201);
     }
     const variants: Record<string, string>[] = [
@@ -79,27 +77,17 @@ describe("limits.cacheMemory", () => {
     const config = testConfig("/unused");
     // 4 MB of cache memory keeps previous bodies of up to 0.4 MB: a 1.6 MB document is written as a stream.
     const small = { ...config, limits: { ...config.limits, cacheMemory: 4 * 1024 * 1024 } };
-    const publish = async (registry: Registry, token: string, version: string) => {
-      const response = await registry.fetch(
-        new Request(`${ORIGIN}/huge`, {
-          method: "PUT",
-          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-          body: JSON.stringify(
-            publishBody(ORIGIN, {
-              name: "huge",
-              version,
-              manifest: { description: `"${version}" ${"é".repeat(20_000)}` },
-            }),
-          ),
-        }),
-      );
+    const publishHuge = async (registry: Registry, token: string, version: string) => {
+      const response = await publish(registry, token, "huge", version, {
+        description: `"${version}" ${"é".repeat(20_000)}`,
+      });
       expect(response.status).toBe(201);
     };
     const first = createRegistry(small, { storage: recording });
     await first.ready;
     const token = await signUp(first, ORIGIN, "alice");
     const versions = Array.from({ length: 40 }, (_, i) => `1.0.${i}`);
-    for (const version of versions) await publish(first, token, version);
+    for (const version of versions) await publishHuge(first, token, version);
     await first.close();
     const stored = await storage.get("packages/huge/packument.json");
     expect(stored?.size).toBeGreaterThan(1024 * 1024);
@@ -109,7 +97,7 @@ describe("limits.cacheMemory", () => {
     streamedPuts.length = 0;
     const second = createRegistry(small, { storage: recording });
     await second.ready;
-    await publish(second, token, "2.0.0");
+    await publishHuge(second, token, "2.0.0");
     expect(streamedPuts).toEqual(["packages/huge/packument.json"]);
     const text = new TextDecoder().decode((await storage.get("packages/huge/packument.json"))?.body);
     const doc = JSON.parse(text) as { versions: Record<string, { description: string }> };

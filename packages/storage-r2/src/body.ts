@@ -96,6 +96,16 @@ export function streamOfBytes(bytes: Uint8Array, chunkSize = 64 * 1024): Readabl
   });
 }
 
+/** A stream of one chunk: the buffer itself, handed over without a copy (the caller gives it up). */
+export function streamOfChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (bytes.byteLength > 0) controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+}
+
 export function normalizeEtag(etag: string): string {
   let value = etag.trim();
   if (value.startsWith("W/")) value = value.slice(2);

@@ -118,12 +118,12 @@ export async function casUpdate<T = unknown>(
         });
       }
     }
-    const info = current ? stripBody(current) : null;
+    const info = current?.info ?? null;
     const next = await update(value, info);
     if (next === undefined) return { value, info, written: false, attempts: attempt };
     try {
       const written = await driver.put(key, codec.encode(next), {
-        ...(current ? { ifMatch: current.etag } : { ifNoneMatch: "*" }),
+        ...(info ? { ifMatch: info.etag } : { ifNoneMatch: "*" }),
         contentType: codec.contentType,
         cacheControl: options.cacheControl,
         signal,
@@ -152,21 +152,16 @@ async function read<T>(
   key: string,
   codec: Codec<T>,
   signal: AbortSignal | undefined,
-): Promise<(ObjectInfo & { decode(): T | Promise<T> }) | null> {
+): Promise<{ info: ObjectInfo; decode(): T | Promise<T> } | null> {
   const { decodeStream } = codec;
   if (decodeStream) {
     const object = await driver.stream(key, { signal });
     if (!object) return null;
     const { body, range: _range, ...info } = object;
-    return { ...info, decode: () => decodeStream(body, info.size) };
+    return { info, decode: () => decodeStream(body, info.size) };
   }
   const object = await driver.get(key, { signal });
   if (!object) return null;
   const { body, ...info } = object;
-  return { ...info, decode: () => codec.decode(body) };
-}
-
-function stripBody(object: ObjectInfo & { body?: unknown; decode?: unknown }): ObjectInfo {
-  const { body: _body, decode: _decode, ...info } = object;
-  return info;
+  return { info, decode: () => codec.decode(body) };
 }

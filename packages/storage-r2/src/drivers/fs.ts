@@ -33,7 +33,7 @@ import {
   isStream,
   normalizeEtag,
   resolveRange,
-  streamOfBytes,
+  streamOfChunk,
 } from "../body.js";
 import { checkAborted, StorageError } from "../errors.js";
 import { compareKeys, RESERVED_SEGMENT, validateKey, validatePrefix } from "../keys.js";
@@ -643,7 +643,7 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
           const bytes = await readWhole(key, handle, info.size, options.signal);
           await handle.close();
           handle = null;
-          return { ...info, size: bytes.byteLength, body: streamOfBytes(bytes, Math.max(1, bytes.byteLength)) };
+          return { ...info, size: bytes.byteLength, body: streamOfChunk(bytes) };
         }
         const nodeStream = createReadStream("", {
           fd: handle,
