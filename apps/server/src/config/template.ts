@@ -39,6 +39,7 @@ function uplinkSection(upstream: string | undefined): string {
     `  ${c}    // auth: { tokenEnv: "FW_UPLINK_TOKEN" }, // or token: "secret:uplinks/public/token"`,
     `  ${c}    // takedowns: ${q(UPLINK_DEFAULTS.takedowns)}, // versions removed upstream leave the cache; "keep" keeps them`,
     `  ${c}    // audit: ${q(UPLINK_DEFAULTS.audit)}, // npm audit is forwarded here, without your private package names`,
+    `  ${c}    // search: ${q(UPLINK_DEFAULTS.search)}, // npm search shows this registry's packages after yours; false keeps search local`,
     `  ${c}  },`,
     `  ${c}},`,
     "",

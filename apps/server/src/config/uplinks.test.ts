@@ -9,7 +9,14 @@ import { proxyResolver } from "./uplinks.js";
 const input = {
   uplinks: {
     public: { url: "https://registry.example.org/npm/", auth: { token: "npm_s3cret" } },
-    mirror: { url: "http://mirror.internal:4873", maxAgeMs: 0, takedowns: "keep", audit: false, retries: 0 },
+    mirror: {
+      url: "http://mirror.internal:4873",
+      maxAgeMs: 0,
+      takedowns: "keep",
+      audit: false,
+      search: false,
+      retries: 0,
+    },
   },
   packages: {
     "@acme/*": { access: ["$authenticated"], publish: ["$authenticated"], proxy: [] },
@@ -41,8 +48,15 @@ describe("uplinks config", () => {
       auth: { type: "bearer", token: "npm_s3cret" },
       takedowns: "remove",
       audit: true,
+      search: true,
     });
-    expect(config.uplinks?.mirror).toMatchObject({ maxAgeMs: 0, takedowns: "keep", audit: false, retries: 0 });
+    expect(config.uplinks?.mirror).toMatchObject({
+      maxAgeMs: 0,
+      takedowns: "keep",
+      audit: false,
+      search: false,
+      retries: 0,
+    });
     expect(config.proxy).toEqual({ "@acme/*": [], "@acme/open-*": ["mirror", "public"], "**": ["public"] });
     expect(config.access?.packages?.["@acme/*"]).toEqual({
       access: ["$authenticated"],
@@ -81,7 +95,7 @@ describe("uplinks config", () => {
       "uplinks.bad.timeouts.responseMs: expected the wait for response headers in ms (an integer of at least 1)",
       "uplinks.bad.retries: expected an integer from 0 to 10",
       "uplinks.bad.auth: expected exactly one of token and tokenEnv",
-      "uplinks.bad.extra: unknown key; expected one of: url, timeouts, retries, maxAgeMs, circuit, auth, takedowns, audit",
+      "uplinks.bad.extra: unknown key; expected one of: url, timeouts, retries, maxAgeMs, circuit, auth, takedowns, audit, search",
     ]);
     expect(issues({ uplinks: { a: { url: "https://user:pw@a.example" } } })).toEqual([
       "uplinks.a.url: expected an absolute http(s) URL of an npm registry (it has a user name or password; use auth.token)",

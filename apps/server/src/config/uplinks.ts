@@ -18,6 +18,7 @@ export const UPLINK_DEFAULTS = {
   circuitCooldownMs: 10_000,
   takedowns: "remove",
   audit: true,
+  search: true,
 } as const;
 
 /** Uplink names are storage-key segments (`uplinks/<name>/…`) and words in `proxy` lists. */
@@ -54,6 +55,12 @@ export interface UplinkConfig {
   takedowns: TakedownMode;
   /** Whether `npm audit` requests are forwarded to this uplink. */
   audit: boolean;
+  /**
+   * Whether `npm search` (`/-/v1/search`) is forwarded to this uplink and its results shown after the hosted
+   * ones. Default `true`; `false` keeps search local and no search text reaches the uplink. Optional so
+   * that configs built in code before this setting existed keep working; `normaliseUplinks` fills it in.
+   */
+  search?: boolean;
 }
 
 function expected(what: string) {
@@ -143,6 +150,10 @@ const uplinkSchema = strictObject({
     .boolean(expected("true or false"))
     .optional()
     .meta({ description: "Forward npm audit requests to this uplink.", default: UPLINK_DEFAULTS.audit }),
+  search: z.boolean(expected("true or false")).optional().meta({
+    description: "Forward npm search to this uplink and show its results after the hosted packages.",
+    default: UPLINK_DEFAULTS.search,
+  }),
 }).meta({ title: "uplink" });
 
 /** The `uplinks` section: name → upstream registry. */
@@ -204,6 +215,7 @@ export function normaliseUplinks(input: UplinksInput): Record<string, UplinkConf
       }),
       takedowns: uplink.takedowns ?? UPLINK_DEFAULTS.takedowns,
       audit: uplink.audit ?? UPLINK_DEFAULTS.audit,
+      search: uplink.search ?? UPLINK_DEFAULTS.search,
     };
   }
   return out;

@@ -2,18 +2,26 @@ import type { Hono } from "hono";
 import { type AppContext, type AppEnv, identity, json, readDecision, requireUser, type Services } from "../context.js";
 import { RegistryError } from "../http/errors.js";
 import { AUDIT_PATHS, type AuditKind } from "../uplinks/audit.js";
+import { forwardedParams, mergeSearch, uplinkWindow } from "../uplinks/search.js";
 
 /** Small endpoints npm calls: ping, search, stars, audit. */
 export function miscRoutes(app: Hono<AppEnv>, services: Services): void {
   app.get("/-/ping", () => json({}));
 
-  app.get("/-/v1/search", (c) => {
+  // Hosted matches first, then the uplinks' (docs/uplinks.md, "Search"); an uplink that fails adds nothing.
+  app.get("/-/v1/search", async (c) => {
     const text = c.req.query("text") ?? "";
     if (text.length > 256) throw new RegistryError("E_BAD_REQUEST", "search text is longer than 256 characters");
     const size = Math.min(250, Math.max(1, Number.parseInt(c.req.query("size") ?? "20", 10) || 20));
     const from = Math.max(0, Number.parseInt(c.req.query("from") ?? "0", 10) || 0);
     const who = identity(c);
-    return json(services.search.search(text, size, from, (name) => readDecision(services.policy, who, name).allowed));
+    const visible = (name: string) => readDecision(services.policy, who, name).allowed;
+    const local = services.search.search(text, size, from, visible);
+    const upstream = await services.uplinks.search(
+      { text, ...uplinkWindow(local, from, size), params: forwardedParams(c.req.query()) },
+      visible,
+    );
+    return json(mergeSearch(local, upstream));
   });
 
   // `npm stars [user]`: CouchDB view kept for compatibility.

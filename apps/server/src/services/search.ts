@@ -15,6 +15,38 @@ interface SearchDoc {
   stars: string[];
 }
 
+/** A person in a search result, as npm's `/-/v1/search` writes them. */
+export interface SearchPerson {
+  username: string;
+  email?: string;
+}
+
+/** One result of npm's `/-/v1/search` (npm reads `package`; `score` and `searchScore` with `--json --long`). */
+export interface SearchObject {
+  package: {
+    name: string;
+    scope: string;
+    version: string;
+    description: string;
+    keywords: string[];
+    /** ISO 8601; npm prints "prehistoric" without it. */
+    date?: string;
+    links: Record<string, string>;
+    publisher?: SearchPerson;
+    maintainers: SearchPerson[];
+  };
+  score: { final: number; detail: { quality: number; popularity: number; maintenance: number } };
+  searchScore: number;
+  flags?: { insecure?: number; unstable?: boolean; deprecated?: string };
+}
+
+/** npm's `/-/v1/search` response body. */
+export interface SearchResults {
+  objects: SearchObject[];
+  total: number;
+  time: string;
+}
+
 /** An in-process full-text index over package names, descriptions, keywords and maintainers. */
 export class SearchIndex {
   private readonly index = new MiniSearch<SearchDoc>({
@@ -83,13 +115,13 @@ export class SearchIndex {
    * npm's `/-/v1/search` response body. `visible` drops packages the caller may not read before
    * paging, so neither the results nor `total` reveal private names.
    */
-  search(text: string, size: number, from: number, visible: (name: string) => boolean = () => true) {
+  search(text: string, size: number, from: number, visible: (name: string) => boolean = () => true): SearchResults {
     const started = Date.now();
     const terms = text.trim();
     const all = terms ? this.index.search(terms) : [...this.docs.keys()].sort().map((id) => ({ id, score: 1 }));
     const hits = all.filter((hit) => visible(hit.id as string));
     const max = hits[0]?.score ?? 1;
-    const objects = hits.slice(from, from + size).flatMap((hit) => {
+    const objects = hits.slice(from, from + size).flatMap((hit): SearchObject[] => {
       const doc = this.docs.get(hit.id as string);
       if (!doc) return [];
       const final = Math.min(1, hit.score / max);
@@ -103,8 +135,8 @@ export class SearchIndex {
             keywords: doc.keywords,
             date: doc.date,
             links: doc.links,
-            ...(doc.publisher && { publisher: { username: doc.publisher.name, email: doc.publisher.email } }),
-            maintainers: doc.maintainers.map((m) => ({ username: m.name, email: m.email })),
+            ...(doc.publisher && { publisher: person(doc.publisher) }),
+            maintainers: doc.maintainers.map(person),
           },
           score: { final, detail: { quality: final, popularity: final, maintenance: final } },
           searchScore: hit.score,
@@ -114,6 +146,10 @@ export class SearchIndex {
     });
     return { objects, total: hits.length, time: new Date(started).toUTCString() };
   }
+}
+
+function person(who: Person): SearchPerson {
+  return { username: who.name, ...(who.email !== undefined && { email: who.email }) };
 }
 
 /** Whether two entries have the same indexed fields (see the index's `fields` and `extractField`). */

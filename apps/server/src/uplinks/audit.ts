@@ -79,7 +79,7 @@ function filterBody(kind: AuditKind, body: Record<string, unknown>, keep: (name:
 }
 
 /** Checks names with at most `limit` lookups at a time. */
-async function hostedNames(names: Iterable<string>, isHosted: (name: string) => Promise<boolean>, limit = 16) {
+export async function hostedNames(names: Iterable<string>, isHosted: (name: string) => Promise<boolean>, limit = 16) {
   const queue = [...names];
   const hosted = new Set<string>();
   const worker = async () => {

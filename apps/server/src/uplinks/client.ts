@@ -196,6 +196,28 @@ export class UpstreamClient {
     );
   }
 
+  /**
+   * `GET` a small JSON answer (a search page) at `path` with `query`, at most `maxBytes` long. `null` when
+   * the upstream does not offer it (404, and other 4xx but 401, 403 and 429), which is no failure.
+   */
+  async getJson(path: string, query: URLSearchParams, maxBytes: number): Promise<Uint8Array | null> {
+    const url = new URL(path.replace(/^\/+/, ""), this.url);
+    url.search = query.toString();
+    return this.withRetries("GET", url, async (signal, timers) => {
+      const response = await this.send(
+        url,
+        { method: "GET", headers: this.headers(url, { accept: "application/json" }), signal },
+        timers,
+      );
+      if (isMissing(response.status)) {
+        await response.body?.cancel().catch(() => {});
+        return null;
+      }
+      await this.expectOk(response, url);
+      return this.readAll(guardBody(response.body, timers, url), url, maxBytes);
+    });
+  }
+
   /** A POST (npm audit); never retried. Resolves with any status the upstream answered with below 500. */
   async post(
     path: string,
@@ -329,7 +351,11 @@ export class UpstreamClient {
     return response;
   }
 
-  private async readAll(body: ReadableStream<Uint8Array>, url: URL): Promise<Uint8Array> {
+  private async readAll(
+    body: ReadableStream<Uint8Array>,
+    url: URL,
+    maxBytes = MAX_METADATA_BYTES,
+  ): Promise<Uint8Array> {
     const chunks: Uint8Array[] = [];
     let total = 0;
     const reader = body.getReader();
@@ -337,12 +363,12 @@ export class UpstreamClient {
       const { done, value } = await reader.read();
       if (done) break;
       total += value.byteLength;
-      if (total > MAX_METADATA_BYTES) {
+      if (total > maxBytes) {
         await reader.cancel().catch(() => {});
         throw new UpstreamFailure(
           "bad-response",
           this.name,
-          `${url.pathname} is larger than ${MAX_METADATA_BYTES / 1024 / 1024} MB`,
+          `${url.pathname} is larger than ${maxBytes / 1024 / 1024} MB`,
         );
       }
       chunks.push(value);

@@ -18,6 +18,7 @@ import {
   uplinkTarballKey,
 } from "./document.js";
 import { expectedDigest, IntegrityError, verifyingStream } from "./integrity.js";
+import { SearchForwarder, type UplinkSearchQuery, type UplinkSearchResults } from "./search.js";
 
 export interface UplinkServiceOptions {
   storage: StorageDriver;
@@ -110,6 +111,7 @@ export class UplinkService {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly forwarder: AuditForwarder;
+  private readonly searcher: SearchForwarder;
 
   constructor(private readonly options: UplinkServiceOptions) {
     this.storage = options.storage;
@@ -140,6 +142,12 @@ export class UplinkService {
       isHosted: async (name) => (await options.hosted.get(name)) !== null,
       logger: options.logger,
       now: this.now,
+    });
+    this.searcher = new SearchForwarder({
+      clients: [...this.clients.values()].filter((client) => client.settings.search !== false),
+      proxyFor: options.proxyFor,
+      isHosted: async (name) => (await options.hosted.get(name)) !== null,
+      logger: options.logger,
     });
   }
 
@@ -225,6 +233,11 @@ export class UplinkService {
   /** Forwards an `npm audit` request to the first uplink that offers audits; `null` when there is none. */
   async audit(kind: AuditKind, body: Uint8Array, contentEncoding: string | undefined): Promise<AuditAnswer | null> {
     return this.forwarder.forward(kind, body, contentEncoding);
+  }
+
+  /** The uplinks' part of a search page (see `SearchForwarder`); empty when no uplink takes searches. */
+  async search(query: UplinkSearchQuery, visible: (name: string) => boolean): Promise<UplinkSearchResults> {
+    return this.searcher.search(query, visible);
   }
 
   private isFresh(state: State): boolean {
