@@ -1,9 +1,9 @@
 /**
- * Real npm and pnpm installs through fw of a tree that mixes private packages (hosted here) and public
- * ones proxied from a second fw instance, the uplink. The uplink also carries an attacker's "higher
- * versions" of the private names, which must never be installed.
+ * Real npm, pnpm, yarn 4 and bun installs through fw of a tree that mixes private packages (hosted here)
+ * and public ones proxied from a second fw instance, the uplink. The uplink also carries an attacker's
+ * "higher versions" of the private names, which must never be installed.
  */
-import { readFile } from "node:fs/promises";
+import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Sandbox, userSandbox } from "../helpers/clients.js";
@@ -73,6 +73,46 @@ async function expectTree(project: string, nested: (name: string) => string): Pr
   expect(await readFile(join(project, "node_modules/@acme/lib/index.js"), "utf8")).toContain('"@acme/lib@1.0.0"');
 }
 
+/** The attacker's versions of the private names, published on the uplink. */
+const confusions = [
+  ["@acme/lib", "9.9.9"],
+  ["internal-tool", "99.0.0"],
+] as const;
+
+/**
+ * A fresh checkout of `project` (package.json and the `files` next to it, lockfile included), as CI
+ * would see it: no node_modules, no caches.
+ */
+async function checkoutOf(project: string, name: string, files: string[]): Promise<string> {
+  const checkout = await alice.dir(name);
+  for (const file of ["package.json", ...files]) await copyFile(join(project, file), join(checkout, file));
+  return checkout;
+}
+
+/** The `resolution:` of every entry of a yarn.lock, sorted. */
+function yarnResolutions(lock: string): string[] {
+  return [...lock.matchAll(/^ {2}resolution: "(.+)"$/gm)].map((match) => match[1] ?? "").sort();
+}
+
+/** bun.lock's `packages`: name → [name@version, tarball URL, metadata, integrity]. */
+function bunLockPackages(lock: string): Record<string, [string, string, unknown, string]> {
+  // bun.lock is JSON with trailing commas.
+  const json = JSON.parse(lock.replace(/,(\s*[}\]])/g, "$1")) as {
+    packages: Record<string, [string, string, unknown, string]>;
+  };
+  return json.packages;
+}
+
+/** `dist.integrity` of `name@version` as the registry at `url` serves it. */
+async function integrityOf(url: string, id: string, token?: string): Promise<string> {
+  const at = id.lastIndexOf("@");
+  const response = await fetch(`${url}/${id.slice(0, at).replace("/", "%2f")}/${id.slice(at + 1)}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
+  expect(response.status, id).toBe(200);
+  return ((await response.json()) as { dist: { integrity: string } }).dist.integrity;
+}
+
 describe("installs through fw", () => {
   it("npm installs the private packages from fw and the public ones through the uplink", async () => {
     const project = await alice.project("npm-mixed", tree);
@@ -113,6 +153,82 @@ describe("installs through fw", () => {
     expect(lock).not.toContain("99.0.0");
   });
 
+  it("yarn 4 installs the same tree, and again from its lockfile with --immutable", async () => {
+    const project = await alice.project("yarn-mixed", tree);
+    await alice.writeYarnrc(project);
+    const install = await alice.yarn(["install"], project);
+    expect(install.code, install.output).toBe(0);
+    await expectTree(project, () => project);
+    const lock = await readFile(join(project, "yarn.lock"), "utf8");
+    expect(yarnResolutions(lock)).toEqual([
+      "@acme/lib@npm:1.0.0",
+      "internal-tool@npm:1.0.0",
+      "pub-a@npm:1.2.0",
+      "pub-b@npm:2.0.0",
+      "yarn-mixed@workspace:.",
+    ]);
+
+    // A fresh checkout on a machine with empty caches: every tarball comes from fw again, and must
+    // match the checksums yarn wrote the first time.
+    const checkout = await checkoutOf(project, "yarn-mixed-checkout", [".yarnrc.yml", "yarn.lock"]);
+    const again = await alice.yarn(["install", "--immutable"], checkout, {
+      env: await alice.freshCachesEnv("yarn-fresh-caches"),
+    });
+    expect(again.code, again.output).toBe(0);
+    await expectTree(checkout, () => checkout);
+    expect(await readFile(join(checkout, "yarn.lock"), "utf8")).toBe(lock);
+  });
+
+  it("yarn 4 never adds the uplink's higher version of a private name", async () => {
+    for (const [index, [name, version]] of confusions.entries()) {
+      const project = await alice.project(`yarn-confused-${index}`);
+      await alice.writeYarnrc(project);
+      const add = await alice.yarn(["add", `${name}@${version}`], project);
+      expect(add.code, add.output).not.toBe(0);
+      expect(add.output).toContain(`${name}@npm:${version}: No candidates found`);
+    }
+  });
+
+  it("bun installs the same tree, and again from its lockfile with --frozen-lockfile", async () => {
+    const project = await alice.project("bun-mixed", tree);
+    await alice.writeBunfig(project);
+    const install = await alice.bun(["install"], project);
+    expect(install.code, install.output).toBe(0);
+    await expectTree(project, () => project);
+    const lockText = await readFile(join(project, "bun.lock"), "utf8");
+    const lock = bunLockPackages(lockText);
+    expect(Object.fromEntries(Object.entries(lock).map(([key, [id]]) => [key, id]))).toEqual({
+      "@acme/lib": "@acme/lib@1.0.0",
+      "internal-tool": "internal-tool@1.0.0",
+      "pub-a": "pub-a@1.2.0",
+      "pub-b": "pub-b@2.0.0",
+    });
+    for (const [id, tarball, , integrity] of Object.values(lock)) {
+      expect(tarball, id).toMatch(new RegExp(`^${registry.url}/`));
+      // The public packages' bytes are the uplink's own.
+      const source = id.startsWith("pub-") ? await integrityOf(upstream.url, id) : undefined;
+      expect(integrity, id).toBe(source ?? (await integrityOf(registry.url, id, alice.authToken)));
+    }
+
+    const checkout = await checkoutOf(project, "bun-mixed-checkout", ["bunfig.toml", "bun.lock"]);
+    const again = await alice.bun(["install", "--frozen-lockfile"], checkout, {
+      env: await alice.freshCachesEnv("bun-fresh-caches"),
+    });
+    expect(again.code, again.output).toBe(0);
+    await expectTree(checkout, () => checkout);
+    expect(await readFile(join(checkout, "bun.lock"), "utf8")).toBe(lockText);
+  });
+
+  it("bun never adds the uplink's higher version of a private name", async () => {
+    for (const [index, [name, version]] of confusions.entries()) {
+      const project = await alice.project(`bun-confused-${index}`);
+      await alice.writeBunfig(project);
+      const add = await alice.bun(["add", `${name}@${version}`], project);
+      expect(add.code, add.output).not.toBe(0);
+      expect(add.output).toContain(`No version matching "${version}" found for specifier "${name}"`);
+    }
+  });
+
   it("npm audit is answered through the uplink", async () => {
     const project = await alice.project("npm-audit", tree);
     expect((await alice.npm(["install"], project)).code).toBe(0);
@@ -126,7 +242,7 @@ describe("installs through fw", () => {
     const project = await alice.project("npm-offline-upstream", tree);
     const install = await alice.npm(["install"], project, {
       // A fresh npm cache, so every document and tarball comes from fw.
-      env: { ...alice.env, npm_config_cache: await alice.dir("fresh-npm-cache") },
+      env: await alice.freshCachesEnv("npm-fresh-caches"),
     });
     expect(install.code, install.output).toBe(0);
     expect(install.output).toMatch(/npm notice .*was served from fw's cached copy/);

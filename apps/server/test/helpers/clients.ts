@@ -174,12 +174,26 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /** yarn 4 (berry), configured per project by `writeYarnrc`. */
-  yarn(args: string[], cwd: string): Promise<RunResult> {
-    return run(process.execPath, [YARN_JS, ...args], { cwd, env: this.env });
+  yarn(args: string[], cwd: string, extra: Partial<RunOptions> = {}): Promise<RunResult> {
+    return run(process.execPath, [YARN_JS, ...args], { cwd, env: this.env, ...extra });
   }
 
-  bun(args: string[], cwd: string): Promise<RunResult> {
-    return run(BUN, args, { cwd, env: this.env });
+  bun(args: string[], cwd: string, extra: Partial<RunOptions> = {}): Promise<RunResult> {
+    return run(BUN, args, { cwd, env: this.env, ...extra });
+  }
+
+  /**
+   * The environment of a machine that never installed anything: empty npm, yarn and bun caches, so a
+   * client has to fetch every document and tarball from the registry (e.g. a CI job with a lockfile).
+   */
+  async freshCachesEnv(name: string): Promise<NodeJS.ProcessEnv> {
+    const root = await this.dir(name);
+    return {
+      ...this.env,
+      npm_config_cache: join(root, "npm-cache"),
+      BUN_INSTALL_CACHE_DIR: join(root, "bun-cache"),
+      YARN_GLOBAL_FOLDER: join(root, "yarn-global"),
+    };
   }
 
   /**
