@@ -87,6 +87,50 @@ describe("PackumentCache", () => {
     expect(await cache.render("big", "f|http://x", build)).toBeNull();
   });
 
+  it("holds one large document parsed; the ones it releases keep serving their forms and are read again when needed", async () => {
+    const storage = memoryDriver();
+    let reads = 0;
+    const stream = storage.stream.bind(storage);
+    storage.stream = (key, options) => {
+      reads++;
+      return stream(key, options);
+    };
+    const docs = { one: { ...bigPackument(6000), name: "one" }, two: { ...bigPackument(6000), name: "two" } };
+    for (const [name, doc] of Object.entries(docs)) {
+      const text = JSON.stringify(doc);
+      expect(text.length).toBeGreaterThan(1024 * 1024);
+      await storage.put(`packages/${name}/packument.json`, text);
+    }
+    // A budget smaller than either document: they are charged their compressed forms only.
+    const cache = new PackumentCache(storage, (name) => `packages/${name}/packument.json`, { maxBytes: 1024 * 1024 });
+    const view = (d: Packument) => ({ name: d.name, versions: Object.keys(d.versions).length });
+    const one = await cache.render("one", "v", view);
+    expect(cache.peek("one")?.doc.name).toBe("one");
+    await cache.render("two", "v", view);
+    expect(reads).toBe(2);
+    expect(cache.peek("two")?.doc.name).toBe("two");
+    expect(cache.peek("one")).toBeUndefined();
+
+    // Released: its form is still served from memory, on the synchronous path too.
+    expect(cache.renderFresh("one", "v", view)).toBe(one);
+    expect(await cache.render("one", "v", view)).toBe(one);
+    expect(reads).toBe(2);
+    // A reader of the document itself, or a new form, reads it again; the forms made before stay.
+    expect((await cache.get("one"))?.doc.versions["1.0.5999"]?.version).toBe("1.0.5999");
+    expect(reads).toBe(3);
+    expect(cache.peek("two")).toBeUndefined();
+    expect(await cache.render("one", "v", view)).toBe(one);
+    const other = await cache.render("two", "w", view);
+    expect(reads).toBe(4);
+    expect(JSON.parse(gunzipSync(other?.gzip as Uint8Array).toString())).toEqual({ name: "two", versions: 6000 });
+
+    // Changed in storage while released (another replica's write): the newer document, never the old forms.
+    await storage.put("packages/one/packument.json", JSON.stringify({ ...docs.one, description: "newer" }));
+    expect((await cache.get("one"))?.doc.description).toBe("newer");
+    const renewed = await cache.render("one", "v", view);
+    expect(renewed).not.toBe(one);
+  });
+
   it("keeps small forms uncompressed too", async () => {
     const storage = memoryDriver();
     await storage.put("packages/small/packument.json", JSON.stringify({ ...bigPackument(2), name: "small" }));
@@ -94,5 +138,17 @@ describe("PackumentCache", () => {
     const rendered = await cache.render("small", "f|http://x", (d) => d);
     cache.compressed("small", rendered as never, "gzip");
     expect(rendered?.json).toBeInstanceOf(Uint8Array);
+  });
+
+  it("holds only the bytes of each compressed form, not the compressor's whole output chunk", async () => {
+    const storage = memoryDriver();
+    await storage.put("packages/small/packument.json", JSON.stringify({ ...bigPackument(3), name: "small" }));
+    const cache = new PackumentCache(storage, (name) => `packages/${name}/packument.json`);
+    const rendered = await cache.render("small", "f|http://x", (d) => d);
+    for (const encoding of ["gzip", "br"] as const) {
+      const bytes = cache.compressed("small", rendered as never, encoding);
+      expect(bytes.byteLength).toBeLessThan(2048);
+      expect(bytes.buffer.byteLength).toBe(bytes.byteLength);
+    }
   });
 });

@@ -33,7 +33,11 @@ const LARGE_FORM = 256 * 1024;
 const LARGE_DOCUMENT = 1024 * 1024;
 
 interface Entry {
-  doc: Packument | null;
+  /**
+   * The parsed document; `null` when none exists under the name, `undefined` when it is large and was
+   * released (see `keepLargeDocuments`): its rendered forms still serve, and it is read again when needed.
+   */
+  doc: Packument | null | undefined;
   /**
    * Whether the document has versions (an unpublished package keeps its document but reads as missing),
    * decided once: asking an object of thousands of keys for its first key enumerates all of them.
@@ -44,7 +48,10 @@ interface Entry {
   rendered: Map<string, Rendered>;
   /** The stored document's size. */
   stored: number;
-  /** Memory charged to the entry: the document and its rendered forms. */
+  /**
+   * Memory charged to the entry: the document (its stored size) and its rendered forms; a large document
+   * is charged its forms only, as it is held apart from the budget (see `keepLargeDocuments`).
+   */
   bytes: number;
 }
 
@@ -59,6 +66,15 @@ export interface PackumentCacheOptions {
   revalidateMs?: number;
   /** Called once per lookup: "hit" (memory), "revalidated" (memory after a HEAD), "miss" (storage read). */
   onLookup?(result: "hit" | "revalidated" | "miss"): void;
+  /**
+   * How many parsed documents stored larger than 1 MB are held, most recently used first (default 1).
+   * They are not charged to `maxBytes` — a popular package's 20 MB document parses into ~14 MB of heap
+   * and would not fit a small budget, so it could never be cached at all —, only their rendered forms
+   * are. Others keep serving their forms and are read again (in pieces, ~150 ms for 20 MB) when a
+   * write, a version read or a new form needs them. `Infinity` for caches whose documents cannot be
+   * read again from storage (the caller holds them anyway).
+   */
+  keepLargeDocuments?: number;
 }
 
 const encoder = new TextEncoder();
@@ -73,6 +89,9 @@ export class PackumentCache {
   private readonly loading = new Map<string, Promise<Entry>>();
   private readonly rendering = new Map<string, { entry: Entry; promise: Promise<Rendered> }>();
   private readonly onLookup: (result: "hit" | "revalidated" | "miss") => void;
+  private readonly keepLarge: number;
+  /** Entries of large documents whose parsed document is held, least recently used first. */
+  private readonly heldLarge: Entry[] = [];
 
   constructor(
     private readonly storage: StorageDriver,
@@ -81,9 +100,11 @@ export class PackumentCache {
   ) {
     this.revalidateMs = options.revalidateMs ?? 1000;
     this.onLookup = options.onLookup ?? (() => {});
+    this.keepLarge = options.keepLargeDocuments ?? 1;
     this.entries = new LRUCache<string, Entry>({
       maxSize: options.maxBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (entry) => Math.max(1, entry.bytes),
+      dispose: (entry) => this.unhold(entry),
     });
   }
 
@@ -92,8 +113,16 @@ export class PackumentCache {
    * false for an unpublished package's document (no versions left).
    */
   async get(name: string): Promise<{ doc: Packument; etag: string; live: boolean } | null> {
-    const entry = await this.entry(name);
+    const entry = await this.withDocument(name, await this.entry(name));
     return entry.doc && entry.etag ? { doc: entry.doc, etag: entry.etag, live: entry.live } : null;
+  }
+
+  /**
+   * Whether a document exists under the name — a live package or an unpublished one, whose name stays
+   * reserved — without reading a released large document again.
+   */
+  async exists(name: string): Promise<boolean> {
+    return (await this.entry(name)).etag !== null;
   }
 
   /** Serialized bytes of a view of the document, built once per document version and variant. */
@@ -126,10 +155,12 @@ export class PackumentCache {
     return entry && this.form(name, entry, variant, build);
   }
 
-  private form(name: string, entry: Entry, variant: string, build: (doc: Packument) => unknown) {
+  private async form(name: string, entry: Entry, variant: string, build: (doc: Packument) => unknown) {
     const rendered = this.renderEntry(name, entry, variant, build);
-    // `null`: no live document; `undefined`: a large one, rendered as a stream.
-    return rendered !== undefined ? Promise.resolve(rendered) : this.renderLarge(name, entry, variant, build);
+    if (rendered !== undefined) return rendered;
+    // A large document: rendered as a stream, from the document read again if it was released.
+    const current = await this.withDocument(name, entry);
+    return current.live && current.doc ? this.renderLarge(name, current, variant, build) : null;
   }
 
   /**
@@ -140,7 +171,9 @@ export class PackumentCache {
     const entry = this.entries.get(name);
     if (!entry || Date.now() - entry.checkedAt >= this.revalidateMs) return undefined;
     this.onLookup("hit");
-    return entry.live ? entry.doc : null;
+    if (!entry.live) return null;
+    if (entry.doc) this.hold(entry);
+    return entry.doc;
   }
 
   /**
@@ -160,10 +193,10 @@ export class PackumentCache {
     build: (doc: Packument) => unknown,
   ): Rendered | null | undefined {
     // An unpublished package keeps its document (versions are never reused) but reads as missing.
-    if (!entry.live || !entry.doc) return null;
+    if (!entry.live || entry.doc === null) return null;
     let rendered = entry.rendered.get(variant);
     if (!rendered) {
-      if (entry.stored > LARGE_DOCUMENT) return undefined;
+      if (entry.stored > LARGE_DOCUMENT || !entry.doc) return undefined;
       const json = encoder.encode(JSON.stringify(build(entry.doc)));
       rendered = { etag: `"${entry.etag}-${hashVariant(variant)}"`, json };
       entry.rendered.set(variant, rendered);
@@ -211,7 +244,7 @@ export class PackumentCache {
               [constants.BROTLI_PARAM_SIZE_HINT]: json.byteLength,
             },
           });
-    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const view = exactBytes(bytes);
     rendered[encoding] = view;
     let delta = view.byteLength;
     if (encoding === "gzip" && rendered.json && json.byteLength > LARGE_FORM) {
@@ -232,10 +265,13 @@ export class PackumentCache {
 
   /** Records a document this process just wrote (or deleted, with `null`); `bytes` is its stored size. */
   set(name: string, doc: Packument | null, etag: string | null, bytes = 64): void {
-    this.entries.set(name, newEntry(doc, etag, bytes));
+    this.add(name, newEntry(doc, etag, bytes));
   }
 
-  /** The cached document without revalidating it, for writers that will compare-and-swap anyway. */
+  /**
+   * The cached document without revalidating it, for writers that will compare-and-swap anyway;
+   * `undefined` when it is not cached or released (the writer then reads it).
+   */
   peek(name: string): { doc: Packument; etag: string } | undefined {
     const entry = this.entries.peek(name);
     return entry?.doc && entry.etag ? { doc: entry.doc, etag: entry.etag } : undefined;
@@ -244,7 +280,7 @@ export class PackumentCache {
   /** The size of the cached document as stored, in bytes, when it is cached. */
   storedSize(name: string): number | undefined {
     const entry = this.entries.peek(name);
-    return entry?.doc ? entry.stored : undefined;
+    return entry?.doc !== null && entry?.etag ? entry.stored : undefined;
   }
 
   invalidate(name: string): void {
@@ -285,14 +321,67 @@ export class PackumentCache {
       }
     }
     this.onLookup("miss");
+    return this.read(name);
+  }
+
+  private async read(name: string, released?: Entry): Promise<Entry> {
     // A stream, so that a large document is parsed as it is read (see readJsonBody).
-    const object = await this.storage.stream(key);
-    const entry = object
-      ? newEntry((await readJsonBody(object.body, object.size)) as Packument, object.etag, object.size)
-      : newEntry(null, null);
+    const object = await this.storage.stream(this.keyOf(name));
+    if (!object) return this.add(name, newEntry(null, null));
+    const doc = (await readJsonBody(object.body, object.size)) as Packument;
+    if (released && object.etag === released.etag && this.entries.peek(name) === released) {
+      // Still the same document: its forms stay.
+      released.doc = doc;
+      this.hold(released);
+      return released;
+    }
+    return this.add(name, newEntry(doc, object.etag, object.size));
+  }
+
+  /** The entry with its document, read again when it was released (or a newer entry, if it changed meanwhile). */
+  private async withDocument(name: string, entry: Entry): Promise<Entry> {
+    if (entry.doc !== undefined) {
+      if (entry.doc) this.hold(entry);
+      return entry;
+    }
+    const pending = this.loading.get(name);
+    if (pending) return this.withDocument(name, await pending);
+    const load = this.read(name, entry).finally(() => this.loading.delete(name));
+    this.loading.set(name, load);
+    return load;
+  }
+
+  private add(name: string, entry: Entry): Entry {
     this.entries.set(name, entry);
+    if (entry.doc && this.entries.peek(name) === entry) this.hold(entry);
     return entry;
   }
+
+  /** Marks a large document as just used, releasing the least recently used ones beyond `keepLargeDocuments`. */
+  private hold(entry: Entry): void {
+    if (entry.stored <= LARGE_DOCUMENT || this.keepLarge === Number.POSITIVE_INFINITY) return;
+    this.unhold(entry);
+    this.heldLarge.push(entry);
+    while (this.heldLarge.length > this.keepLarge) {
+      const released = this.heldLarge.shift() as Entry;
+      released.doc = undefined;
+    }
+  }
+
+  private unhold(entry: Entry): void {
+    const at = this.heldLarge.indexOf(entry);
+    if (at >= 0) this.heldLarge.splice(at, 1);
+  }
+}
+
+/**
+ * The bytes in memory of their own, for keeping. zlib's one-shot functions answer a view of their
+ * output chunk (64 KB on Node 24), so a 2 KB gzip form kept as it came would hold 64 KB: hundreds of
+ * small packuments cached that way held tens of megabytes of nothing. Streams' chunks can be views too.
+ */
+export function exactBytes(bytes: Uint8Array): Uint8Array {
+  if (bytes.buffer.byteLength - bytes.byteLength > 1024) return new Uint8Array(bytes);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function hashVariant(variant: string): string {
@@ -303,7 +392,16 @@ function hashVariant(variant: string): string {
 
 /** An entry for a document of `bytes` stored bytes (`null`: none under the name). */
 function newEntry(doc: Packument | null, etag: string | null, bytes = 64): Entry {
-  return { doc, live: isLive(doc, etag), etag, checkedAt: Date.now(), rendered: new Map(), stored: bytes, bytes };
+  const charged = bytes > LARGE_DOCUMENT ? 64 : bytes;
+  return {
+    doc,
+    live: isLive(doc, etag),
+    etag,
+    checkedAt: Date.now(),
+    rendered: new Map(),
+    stored: bytes,
+    bytes: charged,
+  };
 }
 
 function isLive(doc: Packument | null, etag: string | null): boolean {
@@ -329,6 +427,5 @@ async function gzipJson(value: unknown): Promise<Uint8Array> {
   }
   gzip.end(batch);
   await ended;
-  const bytes = Buffer.concat(chunks);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return exactBytes(Buffer.concat(chunks));
 }

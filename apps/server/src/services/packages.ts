@@ -14,7 +14,7 @@ import {
 } from "../npm/names.js";
 import { nextRev, type Packument, PackumentEncoder, type Person, type VersionManifest } from "../npm/packument.js";
 import { digest, integrityMatches, readTarballManifest } from "../npm/tarball.js";
-import type { PackumentCache } from "./cache.js";
+import { exactBytes, type PackumentCache } from "./cache.js";
 import type { ChangeFeed } from "./changes.js";
 import type { SearchIndex } from "./search.js";
 import { assertTokenCovers, type Identity } from "./users.js";
@@ -639,7 +639,7 @@ export class PackagesService {
     const object = await this.storage.stream(key);
     if (!object) return null;
     if (object.size > SMALL_TARBALL_BYTES) return { etag: object.etag, size: object.size, body: object.body };
-    const bytes = await readAll(object.body);
+    const bytes = exactBytes(await readAll(object.body));
     const content = { etag: object.etag, size: bytes.byteLength, body: bytes };
     this.tarballs.set(key, content);
     return content;

@@ -131,7 +131,11 @@ export class UplinkService {
     this.enabled = this.clients.size > 0;
     const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     // The copies are kept here with their state; the cache only renders them, so it never reloads by itself.
-    this.cache = new PackumentCache(options.storage, () => "", { maxBytes, revalidateMs: Number.POSITIVE_INFINITY });
+    this.cache = new PackumentCache(options.storage, () => "", {
+      maxBytes,
+      revalidateMs: Number.POSITIVE_INFINITY,
+      keepLargeDocuments: Number.POSITIVE_INFINITY,
+    });
     this.states = new LRUCache<string, State>({
       maxSize: maxBytes,
       sizeCalculation: (state) => Math.max(1, state.bytes),
