@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdir, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, readlink, stat, utimes, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,6 +18,16 @@ async function freshRoot(): Promise<string> {
   const dir = await tempDir("fw-fs-");
   cleanups.push(dir.remove);
   return dir.path;
+}
+
+/** Files under `dir` this process has open (Linux). */
+async function openFilesUnder(dir: string): Promise<string[]> {
+  const open: string[] = [];
+  for (const fd of await readdir("/proc/self/fd")) {
+    const target = await readlink(join("/proc/self/fd", fd)).catch(() => "");
+    if (target.startsWith(dir)) open.push(target);
+  }
+  return open;
 }
 
 describeDriver({
@@ -61,6 +71,38 @@ describe("fs driver", () => {
     expect(final.n).toBe(50);
     expect(final.by.filter((who: string) => who === "parent")).toHaveLength(25);
     expect(final.by.filter((who: string) => who.startsWith("child-"))).toHaveLength(25);
+  });
+
+  it("reads a large object into a reader's own buffer, whole or a range, and closes the file at the end", async () => {
+    const root = await freshRoot();
+    const driver = fsDriver({ root });
+    const bytes = new Uint8Array(1_000_003).map((_, i) => (i * 31) % 251);
+    await driver.put("big/blob", bytes);
+    for (const range of [undefined, { offset: 300_001, length: 500_000 }]) {
+      const object = must(await driver.stream("big/blob", range && { range }));
+      const reader = object.body.getReader({ mode: "byob" });
+      let buffer = new ArrayBuffer(64 * 1024);
+      const seen: number[] = [];
+      for (;;) {
+        const { done, value } = await reader.read(new Uint8Array(buffer));
+        if (!value) throw new Error("no buffer back");
+        // The same memory comes back each time, filled.
+        buffer = value.buffer as ArrayBuffer;
+        if (done) break;
+        seen.push(...value);
+      }
+      const expected = range ? bytes.subarray(range.offset, range.offset + range.length) : bytes;
+      expect(seen.length).toBe(expected.byteLength);
+      expect(Buffer.from(seen).equals(Buffer.from(expected))).toBe(true);
+    }
+    expect(await openFilesUnder(root)).toEqual([]);
+    // Readers that bring no buffer get chunks, and a cancelled stream lets go of its file.
+    const object = must(await driver.stream("big/blob"));
+    const reader = object.body.getReader();
+    expect((await reader.read()).value?.byteLength).toBe(256 * 1024);
+    expect(await openFilesUnder(root)).toHaveLength(1);
+    await reader.cancel();
+    expect(await openFilesUnder(root)).toEqual([]);
   });
 
   it("stores each object as a plain file under the root", async () => {

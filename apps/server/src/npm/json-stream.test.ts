@@ -14,6 +14,38 @@ async function* chunks(bytes: Uint8Array, cuts: number[]): AsyncGenerator<Uint8A
   yield bytes.subarray(at);
 }
 
+/**
+ * The bytes as a byte stream (as fs storage gives): readers bringing a buffer get at most up to the next
+ * cut in it, others get chunks; `byob` counts the reads into a reader's buffer.
+ */
+function byteStream(bytes: Uint8Array, cuts: number[], counter = { byob: 0 }): ReadableStream<Uint8Array> {
+  const ends = [...new Set(cuts.map((c) => c % (bytes.byteLength + 1)))].sort((a, b) => a - b);
+  let at = 0;
+  return new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      const end = Math.max(ends.find((e) => e > at) ?? bytes.byteLength, at + 1);
+      const request = controller.byobRequest;
+      if (at >= bytes.byteLength) {
+        controller.close();
+        request?.respond(0);
+        return;
+      }
+      if (request?.view) {
+        const view = new Uint8Array(request.view.buffer, request.view.byteOffset, request.view.byteLength);
+        const count = Math.min(view.byteLength, end - at);
+        view.set(bytes.subarray(at, at + count));
+        at += count;
+        counter.byob++;
+        request.respond(count);
+      } else {
+        controller.enqueue(bytes.slice(at, end));
+        at = end;
+      }
+    },
+  });
+}
+
 /** What `JSON.parse` of the whole text gives: the value, or the kind of error. */
 function reference(bytes: Uint8Array): { value: unknown } | { error: string } {
   try {
@@ -23,9 +55,13 @@ function reference(bytes: Uint8Array): { value: unknown } | { error: string } {
   }
 }
 
-async function streamed(bytes: Uint8Array, cuts: number[]): Promise<{ value: unknown } | { error: string }> {
+async function streamed(
+  bytes: Uint8Array,
+  cuts: number[],
+  source: "chunks" | "bytes" = "chunks",
+): Promise<{ value: unknown } | { error: string }> {
   try {
-    return { value: await parseJsonStream(chunks(bytes, cuts)) };
+    return { value: await parseJsonStream(source === "chunks" ? chunks(bytes, cuts) : byteStream(bytes, cuts)) };
   } catch (error) {
     return { error: (error as Error).name };
   }
@@ -44,13 +80,14 @@ const documents = fc.dictionary(
   fc.oneof(fc.dictionary(fc.string({ unit: "binary" }), fc.jsonValue()), fc.jsonValue()),
 );
 const cuts = fc.array(fc.nat(), { maxLength: 40 });
+const sources = fc.constantFrom("chunks" as const, "bytes" as const);
 
 describe("parseJsonStream", () => {
   it("gives what JSON.parse gives, however the bytes are cut", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(documents, fc.jsonValue()), cuts, async (value, at) => {
+      fc.asyncProperty(fc.oneof(documents, fc.jsonValue()), cuts, sources, async (value, at, source) => {
         const bytes = encoder.encode(JSON.stringify(value, null, Math.random() < 0.5 ? 2 : undefined));
-        expect(await streamed(bytes, at)).toEqual(reference(bytes));
+        expect(await streamed(bytes, at, source)).toEqual(reference(bytes));
       }),
       { numRuns: 400 },
     );
@@ -58,19 +95,34 @@ describe("parseJsonStream", () => {
 
   it("refuses what JSON.parse refuses and agrees on the rest, for damaged documents", async () => {
     const damaged = fc
-      .tuple(documents, fc.nat(), fc.constantFrom(...'{}[]",: \\0a-\u00e9\n\uFEFF'), fc.boolean(), cuts)
-      .map(([value, position, char, insert, at]) => {
+      .tuple(documents, fc.nat(), fc.constantFrom(...'{}[]",: \\0a-\u00e9\n\uFEFF'), fc.boolean(), cuts, sources)
+      .map(([value, position, char, insert, at, source]) => {
         const text = JSON.stringify(value);
         const i = position % (text.length + 1);
-        return { text: text.slice(0, i) + char + text.slice(insert ? i : i + 1), at };
+        return { text: text.slice(0, i) + char + text.slice(insert ? i : i + 1), at, source };
       });
     await fc.assert(
-      fc.asyncProperty(damaged, async ({ text, at }) => {
+      fc.asyncProperty(damaged, async ({ text, at, source }) => {
         const bytes = encoder.encode(text);
-        expect(await streamed(bytes, at)).toEqual(reference(bytes));
+        expect(await streamed(bytes, at, source)).toEqual(reference(bytes));
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it("reads a byte stream into one buffer of its own, across pieces larger than that buffer", async () => {
+    const doc = {
+      name: "big",
+      readme: "r".repeat(700 * 1024),
+      versions: Object.fromEntries(
+        Array.from({ length: 3000 }, (_, i) => [`1.0.${i}`, { description: `é ${i} `.repeat(40) }]),
+      ),
+    };
+    const bytes = encoder.encode(JSON.stringify(doc));
+    const counter = { byob: 0 };
+    const cuts = Array.from({ length: 200 }, (_, i) => i * 7919);
+    expect(await parseJsonStream(byteStream(bytes, cuts, counter))).toEqual(doc);
+    expect(counter.byob).toBeGreaterThan(10);
   });
 
   it("keeps __proto__ members as own properties, like JSON.parse", async () => {

@@ -38,46 +38,116 @@ function define(target: Record<string, unknown>, key: string, value: unknown): v
   else target[key] = value;
 }
 
-/** Bytes from a stream, with the unconsumed part kept across chunks. */
+/** Where bytes come from: `read` puts the next ones into `store` after its first `kept` bytes. */
+interface Source {
+  /**
+   * The store now holding the kept bytes and the new ones (another when it grew, or when a byte stream
+   * took it over and handed it back), and how many came: 0 at the end.
+   */
+  read(store: Bytes, kept: number): Promise<{ store: Bytes; count: number }>;
+  close(): Promise<void>;
+}
+
+type Bytes = Uint8Array<ArrayBuffer>;
+
+/** Room a read is given at least; the store starts at `STORE_BYTES` and grows for a piece larger than that. */
+const MIN_ROOM = 64 * 1024;
+const STORE_BYTES = 256 * 1024;
+
+/** A store with room for `needed` bytes after the `kept` ones, which it keeps at its start. */
+function roomy(store: Bytes, kept: number, needed: number): Bytes {
+  if (store.byteLength - kept >= needed) return store;
+  const grown = new Uint8Array(Math.max(STORE_BYTES, store.byteLength * 2, kept + needed));
+  grown.set(store.subarray(0, kept));
+  return grown;
+}
+
+/** A byte stream read into the parser's own buffer (fs storage's are): one buffer for the whole document. */
+function byobSource(reader: ReadableStreamBYOBReader): Source {
+  return {
+    async read(store, kept) {
+      const target = roomy(store, kept, MIN_ROOM);
+      // The read takes the buffer over and hands it back filled.
+      const { value } = await reader.read(new Uint8Array(target.buffer, kept, target.byteLength - kept));
+      // `value` is absent only when the stream was cancelled, which the parser never does mid-read.
+      if (!value) throw new Error("the byte stream was cancelled");
+      return { store: new Uint8Array(value.buffer), count: value.byteLength };
+    },
+    async close() {
+      await reader.cancel().catch(() => {});
+    },
+  };
+}
+
+/** Any other stream: each chunk is copied into the parser's buffer. */
+function chunkSource(body: AsyncIterable<Uint8Array>): Source {
+  const iterator = body[Symbol.asyncIterator]();
+  return {
+    async read(store, kept) {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return { store, count: 0 };
+        const chunk = next.value;
+        if (chunk.byteLength === 0) continue;
+        const target = roomy(store, kept, chunk.byteLength);
+        target.set(chunk, kept);
+        return { store: target, count: chunk.byteLength };
+      }
+    },
+    async close() {
+      await iterator.return?.();
+    },
+  };
+}
+
+function sourceOf(body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>): Source {
+  if (body instanceof ReadableStream) {
+    try {
+      return byobSource(body.getReader({ mode: "byob" }));
+    } catch {
+      // Not a byte stream: read it chunk by chunk.
+    }
+  }
+  return chunkSource(body);
+}
+
+/**
+ * Bytes from a stream, in a buffer of the parser's own, with the unconsumed part kept across reads: the
+ * source's chunks are not kept, and a byte stream is read straight into that buffer, so a document of
+ * megabytes leaves no trail of chunks for the garbage collector.
+ */
 class Input {
+  /** The bytes read and not given up yet: the start of `store`. */
   buf: Uint8Array = new Uint8Array(0);
   pos = 0;
   done = false;
-  private readonly reader: AsyncIterator<Uint8Array>;
+  private store: Bytes = new Uint8Array(0);
+  private readonly source: Source;
 
-  constructor(body: AsyncIterable<Uint8Array>) {
-    this.reader = body[Symbol.asyncIterator]();
+  constructor(body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>) {
+    this.source = sourceOf(body);
   }
 
   async close(): Promise<void> {
     if (!this.done) {
       this.done = true;
-      await this.reader.return?.();
+      await this.source.close();
     }
   }
 
-  /** Reads one more chunk, keeping the bytes from `keep` on; false at the end of the stream. */
+  /**
+   * Keeps the bytes from `keep` on, which then start at 0, and reads more after them; false at the end
+   * of the stream (when the kept bytes are all there is).
+   */
   async more(keep: number): Promise<boolean> {
-    if (this.done) return false;
-    for (;;) {
-      const next = await this.reader.next();
-      if (next.done) {
-        this.done = true;
-        return false;
-      }
-      const chunk = next.value;
-      if (chunk.byteLength === 0) continue;
-      const rest = this.buf.subarray(keep);
-      if (rest.byteLength === 0) this.buf = chunk;
-      else {
-        const joined = new Uint8Array(rest.byteLength + chunk.byteLength);
-        joined.set(rest);
-        joined.set(chunk, rest.byteLength);
-        this.buf = joined;
-      }
-      this.pos -= keep;
-      return true;
-    }
+    const kept = this.buf.byteLength - keep;
+    if (keep > 0 && kept > 0) this.store.copyWithin(0, keep, this.buf.byteLength);
+    const read = this.done ? { store: this.store, count: 0 } : await this.source.read(this.store, kept);
+    this.store = read.store;
+    this.buf = read.store.subarray(0, kept + read.count);
+    this.pos -= keep;
+    if (read.count === 0) this.done = true;
+    return read.count > 0;
   }
 
   /** The next byte that is not white space, without consuming it; -1 at the end. */
@@ -115,7 +185,7 @@ class Input {
       if (!(await this.more(start))) {
         // A scalar may end with the input; anything else is cut short, and JSON.parse says how.
         this.pos = this.buf.byteLength;
-        return JSON.parse(pieceDecoder.decode(this.buf.subarray(start)));
+        return JSON.parse(pieceDecoder.decode(this.buf));
       }
       // `more` kept the bytes from `start` on, which now begin at 0.
       state.at -= start;
@@ -179,7 +249,7 @@ function unexpected(byte: number, what: string): SyntaxError {
  * arrive. The result equals `JSON.parse(new TextDecoder().decode(allBytes))`, errors included in
  * kind (a `SyntaxError`); memory at the peak is the result plus the largest single piece.
  */
-export async function parseJsonStream(body: AsyncIterable<Uint8Array>): Promise<unknown> {
+export async function parseJsonStream(body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>): Promise<unknown> {
   const input = new Input(body);
   try {
     return await parseInput(input);

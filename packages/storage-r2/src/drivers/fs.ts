@@ -23,7 +23,6 @@ import {
 } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rm, stat, statfs } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
-import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import lockfile from "proper-lockfile";
 import {
@@ -135,6 +134,57 @@ async function readWhole(key: string, handle: FileHandle, size: number, signal?:
     offset += bytesRead;
   }
   return offset === size ? body : body.subarray(0, offset);
+}
+
+/**
+ * `length` bytes of a file from `start`, as a byte stream that owns the handle (closed at the end, on
+ * cancel and on error). A reader that brings its own buffer (`getReader({ mode: "byob" })`) has the file
+ * read straight into it — a 20 MB document parsed in pieces goes through one reused buffer instead of
+ * 80 fresh chunks left for the garbage collector —; other readers get chunks of 256 KB.
+ */
+function fileStream(
+  key: string,
+  handle: FileHandle,
+  start: number,
+  length: number,
+  signal: AbortSignal | undefined,
+): ReadableStream<Uint8Array> {
+  let position = start;
+  const end = start + length;
+  let open = true;
+  const close = async () => {
+    if (!open) return;
+    open = false;
+    await handle.close().catch(() => {});
+  };
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: 256 * 1024,
+    async pull(controller) {
+      // Always there: `autoAllocateChunkSize` makes one for readers that bring no buffer.
+      const request = controller.byobRequest as ReadableStreamBYOBRequest;
+      const view = request.view as Uint8Array;
+      try {
+        checkAborted(NAME, key, signal);
+        const wanted = Math.min(view.byteLength, end - position);
+        const { bytesRead } = wanted > 0 ? await handle.read(view, 0, wanted, position) : { bytesRead: 0 };
+        position += bytesRead;
+        // The end, or a file cut shorter since it was opened.
+        if (bytesRead === 0 || position >= end) await close();
+        if (bytesRead === 0) {
+          controller.close();
+          request.respond(0);
+          return;
+        }
+        request.respond(bytesRead);
+        if (position >= end) controller.close();
+      } catch (error) {
+        await close();
+        controller.error(wrap(error, "read", key));
+      }
+    },
+    cancel: close,
+  });
 }
 
 function errno(error: unknown): string | undefined {
@@ -645,15 +695,9 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
           handle = null;
           return { ...info, size: bytes.byteLength, body: streamOfChunk(bytes) };
         }
-        const nodeStream = createReadStream("", {
-          fd: handle,
-          start: range?.offset ?? 0,
-          ...(range && { end: range.offset + range.length - 1 }),
-          highWaterMark: 256 * 1024,
-          signal: options.signal,
-        });
+        const start = range?.offset ?? 0;
+        const body = fileStream(key, handle, start, range?.length ?? info.size - start, options.signal);
         handle = null; // the stream owns and closes it now
-        const body = Readable.toWeb(nodeStream) as unknown as ReadableStream<Uint8Array>;
         return range ? { ...info, body, range } : { ...info, body };
       } catch (error) {
         await handle?.close();
