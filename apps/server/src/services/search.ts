@@ -47,6 +47,11 @@ export interface SearchResults {
   time: string;
 }
 
+/** A search result's `scope`: `acme` for `@acme/lib`, `unscoped` for `lib` (as npm's registry writes it). */
+export function scopeOf(name: string): string {
+  return name.startsWith("@") ? name.slice(1, name.indexOf("/")) : "unscoped";
+}
+
 /** An in-process full-text index over package names, descriptions, keywords and maintainers. */
 export class SearchIndex {
   private readonly index = new MiniSearch<SearchDoc>({
@@ -74,7 +79,7 @@ export class SearchIndex {
     const entry: SearchDoc = {
       id: doc.name,
       name: doc.name,
-      scope: doc.name.startsWith("@") ? doc.name.slice(1, doc.name.indexOf("/")) : "unscoped",
+      scope: scopeOf(doc.name),
       version: manifest.version,
       description: typeof manifest.description === "string" ? manifest.description : (doc.description ?? ""),
       keywords: Array.isArray(manifest.keywords)

@@ -34,7 +34,8 @@ const MAX_AUDIT_BYTES = 64 * 1024 * 1024;
 /** Statuses meaning the uplink has no audit endpoint. */
 const NOT_OFFERED = new Set([400, 404, 405, 501]);
 
-function isObject(value: unknown): value is Record<string, unknown> {
+/** A JSON object (not an array, not `null`). */
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 

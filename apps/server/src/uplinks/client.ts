@@ -35,6 +35,21 @@ export interface TarballFetch {
   size: number | undefined;
 }
 
+/** Bounds of one `getJson` call; unset ones are the uplink's own settings. */
+export interface JsonFetchOptions {
+  /** Largest answer accepted; a larger one fails as `bad-response`. */
+  maxBytes: number;
+  /** The whole call, retries included; capped by the uplink's `timeouts.totalMs` (and its other timeouts by this). */
+  totalMs?: number;
+  retries?: number;
+  /**
+   * Whether the call's outcome counts in the circuit breaker (default `true`). `false` for calls whose
+   * failures must not rest the uplink for installs, nor their successes clear the installs' failures
+   * (search); such a call still fails at once while the uplink rests.
+   */
+  circuit?: boolean;
+}
+
 export interface UpstreamClientOptions {
   logger: Logger;
   /** Default: the global `fetch` (undici in Node; Bun's and the Worker runtime's own elsewhere). */
@@ -197,25 +212,45 @@ export class UpstreamClient {
   }
 
   /**
-   * `GET` a small JSON answer (a search page) at `path` with `query`, at most `maxBytes` long. `null` when
-   * the upstream does not offer it (404, and other 4xx but 401, 403 and 429), which is no failure.
+   * `GET` a small JSON answer (a search page) at `path` with `query`. `null` when the upstream does not
+   * offer it (404, and other 4xx but 401, 403 and 429), which is no failure.
    */
-  async getJson(path: string, query: URLSearchParams, maxBytes: number): Promise<Uint8Array | null> {
+  async getJson(path: string, query: URLSearchParams, options: JsonFetchOptions): Promise<Uint8Array | null> {
     const url = new URL(path.replace(/^\/+/, ""), this.url);
     url.search = query.toString();
-    return this.withRetries("GET", url, async (signal, timers) => {
-      const response = await this.send(
-        url,
-        { method: "GET", headers: this.headers(url, { accept: "application/json" }), signal },
-        timers,
-      );
-      if (isMissing(response.status)) {
-        await response.body?.cancel().catch(() => {});
-        return null;
-      }
-      await this.expectOk(response, url);
-      return this.readAll(guardBody(response.body, timers, url), url, maxBytes);
-    });
+    const { timeouts } = this.settings;
+    const totalMs = Math.max(1, Math.min(timeouts.totalMs, options.totalMs ?? timeouts.totalMs));
+    return this.withRetries(
+      "GET",
+      url,
+      async (signal, timers) => {
+        const response = await this.send(
+          url,
+          { method: "GET", headers: this.headers(url, { accept: "application/json" }), signal },
+          timers,
+        );
+        if (isMissing(response.status)) {
+          await response.body?.cancel().catch(() => {});
+          return null;
+        }
+        await this.expectOk(response, url);
+        return this.readAll(guardBody(response.body, timers, url), url, options.maxBytes);
+      },
+      {
+        retries: options.retries ?? this.settings.retries,
+        timeouts: {
+          responseMs: Math.min(timeouts.responseMs, totalMs),
+          idleMs: Math.min(timeouts.idleMs, totalMs),
+          totalMs,
+        },
+        circuit: options.circuit ?? true,
+      },
+    );
+  }
+
+  /** Whether the uplink rests after repeated failures: calls now fail at once without asking it. */
+  isResting(): boolean {
+    return this.restingUntil > this.now();
   }
 
   /** A POST (npm audit); never retried. Resolves with any status the upstream answered with below 500. */
@@ -299,14 +334,19 @@ export class UpstreamClient {
 
   /**
    * Runs `attempt` with timers for each try, retrying GETs on retryable failures while the total time
-   * allows, and keeps the circuit's count. `keepTimers` leaves the total and idle timers running after a
-   * success: the body is still being read by someone else.
+   * allows, and keeps the circuit's count unless `circuit` is false. `keepTimers` leaves the total and
+   * idle timers running after a success: the body is still being read by someone else.
    */
   private async withRetries<T>(
     method: string,
     url: URL,
     attempt: (signal: AbortSignal, timers: Timers) => Promise<T>,
-    options: { keepTimers?: boolean; retries?: number } = {},
+    options: {
+      keepTimers?: boolean;
+      retries?: number;
+      timeouts?: UplinkConfig["timeouts"];
+      circuit?: boolean;
+    } = {},
   ): Promise<T> {
     const restingFor = this.restingUntil - this.now();
     if (restingFor > 0) {
@@ -316,7 +356,8 @@ export class UpstreamClient {
         `failed ${this.failures} times in a row; not asked again for ${Math.ceil(restingFor / 1000)} s`,
       );
     }
-    const { timeouts } = this.settings;
+    const timeouts = options.timeouts ?? this.settings.timeouts;
+    const circuit = options.circuit ?? true;
     const deadline = this.now() + timeouts.totalMs;
     const retries = method === "GET" ? (options.retries ?? this.settings.retries) : 0;
     for (let tries = 0; ; tries++) {
@@ -324,7 +365,7 @@ export class UpstreamClient {
       try {
         const result = await attempt(timers.signal, timers);
         if (!options.keepTimers || result === null) timers.done();
-        this.recordSuccess();
+        if (circuit) this.recordSuccess();
         return result;
       } catch (error) {
         timers.done();
@@ -339,7 +380,7 @@ export class UpstreamClient {
           await sleep(backoff);
           continue;
         }
-        this.recordFailure();
+        if (circuit) this.recordFailure();
         throw failure;
       }
     }

@@ -12,7 +12,7 @@ import {
   normaliseResult,
   parseSearchPage,
   SearchForwarder,
-  uplinkShares,
+  uplinkShare,
   uplinkWindow,
 } from "./search.js";
 
@@ -22,7 +22,8 @@ function settings(url: string, overrides: Partial<UplinkConfig> = {}): UplinkCon
     timeouts: { responseMs: 200, idleMs: 200, totalMs: 2_000 },
     retries: 0,
     maxAgeMs: 1_000,
-    circuit: { failures: 100, cooldownMs: 0 },
+    // The defaults' breaker: searches must not trip it.
+    circuit: { failures: 3, cooldownMs: 60_000 },
     takedowns: "remove",
     audit: true,
     search: true,
@@ -50,39 +51,56 @@ function result(name: string, extra: Record<string, unknown> = {}) {
   };
 }
 
+/** What a fake uplink answers a request with, when not its search results or a packument. */
+type Answer = (url: URL, init: RequestInit) => Response | Promise<Response>;
+
+/** A fetch that answers only when aborted: an uplink that accepts the request and never responds. */
+const neverAnswers: Answer = (_url, init) =>
+  new Promise((_resolve, reject) => init.signal?.addEventListener("abort", () => reject(init.signal?.reason)));
+
 /**
  * A fake uplink in memory: answers `/-/v1/search` with the window `from`/`size` asks for out of `results`
- * (or with what `answer` returns), and records each query.
+ * (at most 250, as npm's registry does) or with what `search` returns, a packument for any other path (or
+ * what `packument` returns), and records each request.
  */
-function fakeUplink(name: string, results: unknown[], answer?: () => Response | Promise<Response>) {
+function fakeUplink(
+  name: string,
+  results: unknown[],
+  search?: Answer,
+  options: { packument?: Answer; settings?: Partial<UplinkConfig> } = {},
+) {
   const queries: URLSearchParams[] = [];
   const headers: Record<string, string>[] = [];
+  const packuments: string[] = [];
   const fetch = (async (input: string | URL | Request, init: RequestInit = {}) => {
     const url = new URL(String(input));
+    if (!url.pathname.endsWith("/-/v1/search")) {
+      packuments.push(url.pathname);
+      if (options.packument) return options.packument(url, init);
+      const pkg = decodeURIComponent(url.pathname.split("/").at(-1) ?? "");
+      return Response.json({ name: pkg, "dist-tags": {}, versions: {} });
+    }
     queries.push(url.searchParams);
     headers.push(init.headers as Record<string, string>);
-    if (answer) return answer();
+    if (search) return search(url, init);
     const from = Number(url.searchParams.get("from"));
-    const size = Number(url.searchParams.get("size"));
+    const size = Math.min(250, Number(url.searchParams.get("size")));
     const body = { objects: results.slice(from, from + size), total: results.length, time: new Date().toUTCString() };
     return new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
   }) as typeof globalThis.fetch;
   const logs: string[] = [];
   const logger = {
     debug() {},
-    info() {},
+    info: (message: string) => logs.push(message),
     warn: (message: string, fields?: Record<string, unknown>) => logs.push(`${message} ${JSON.stringify(fields)}`),
     error: (message: string) => logs.push(message),
   };
   const client = new UpstreamClient(
     name,
-    settings(`https://${name}.example/npm`, { auth: { type: "bearer", token: "s3cret" } }),
-    {
-      logger,
-      fetch,
-    },
+    settings(`https://${name}.example/npm`, { auth: { type: "bearer", token: "s3cret" }, ...options.settings }),
+    { logger, fetch },
   );
-  return { client, queries, headers, logs, logger };
+  return { client, queries, headers, packuments, logs, logger };
 }
 
 const rules = parsePolicy({
@@ -213,21 +231,13 @@ describe("search paging", () => {
     expect(uplinkWindow({ objects: [], total: 7, time: "" }, 27, 20)).toEqual({ from: 20, size: 20 });
   });
 
-  it("gives every position of the uplinks' combined list to exactly one uplink, taking turns", () => {
-    expect(uplinkShares(0, 5, 1)).toEqual([{ from: 0, count: 5 }]);
-    expect(uplinkShares(0, 5, 2)).toEqual([
-      { from: 0, count: 3 },
-      { from: 0, count: 2 },
-    ]);
-    for (const uplinks of [1, 2, 3]) {
-      const seen: string[] = [];
-      for (let from = 0; from < 30; from += 7) {
-        uplinkShares(from, 7, uplinks).forEach((share, i) => {
-          for (let k = 0; k < share.count; k++) seen.push(`${(share.from + k) * uplinks + i}`);
-        });
-      }
-      expect(seen.map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 35 }, (_, p) => p));
-    }
+  it("gives each uplink the positions of its own results, the uplinks one after another", () => {
+    // Two uplinks of 9 and 2 results: positions 0-8 are the first's, 9-10 the second's.
+    expect(uplinkShare(0, 5, 0)).toEqual({ from: 0, count: 5 });
+    expect(uplinkShare(8, 4, 0)).toEqual({ from: 8, count: 4 });
+    expect(uplinkShare(8, 4, 9)).toEqual({ from: 0, count: 3 });
+    expect(uplinkShare(0, 5, 9)).toEqual({ from: 0, count: 0 });
+    expect(uplinkShare(12, 4, 9)).toEqual({ from: 3, count: 4 });
   });
 
   it("pages through hosted then upstream results without repeating or skipping one", async () => {
@@ -264,6 +274,58 @@ describe("search paging", () => {
     expect(page.total).toBe(12);
     expect(uplink.queries.at(-1)?.get("size")).toBe("1");
   });
+
+  it("pages through two uplinks of different sizes, the first's results then the second's", async () => {
+    const index = new SearchIndex();
+    for (const name of ["gadget-a", "gadget-b", "gadget-c"]) index.update(hostedDoc(name, "a gadget"));
+    const pub = fakeUplink(
+      "public",
+      Array.from({ length: 9 }, (_, i) => result(`pub-${i}`)),
+    );
+    const mirror = fakeUplink("mirror", [result("mirror-0"), result("mirror-1")]);
+    const search = forwarder([pub, mirror]);
+    const seen: string[] = [];
+    const totals = new Set<number>();
+    // As a client pages: on while `from` is below the total it was given.
+    for (let from = 0, total = 1; from < total; from += 4) {
+      const local = index.search("gadget", 4, from);
+      const page = mergeSearch(
+        local,
+        await search.search({ text: "gadget", ...uplinkWindow(local, from, 4) }, everyone),
+      );
+      seen.push(...names(page.objects));
+      total = page.total;
+      totals.add(total);
+    }
+    expect(seen).toEqual([
+      "gadget-a",
+      "gadget-b",
+      "gadget-c",
+      ...Array.from({ length: 9 }, (_, i) => `pub-${i}`),
+      "mirror-0",
+      "mirror-1",
+    ]);
+    expect([...totals]).toEqual([14]);
+  });
+
+  it("asks for pages past npm's 250 results one uplink after another", async () => {
+    const pub = fakeUplink(
+      "public",
+      Array.from({ length: 300 }, (_, i) => result(`pub-${i}`)),
+    );
+    const mirror = fakeUplink(
+      "mirror",
+      Array.from({ length: 10 }, (_, i) => result(`mirror-${i}`)),
+    );
+    const found = await forwarder([pub, mirror]).search({ text: "x", from: 295, size: 10 }, everyone);
+    expect(names(found.objects)).toEqual([
+      ...["pub-295", "pub-296", "pub-297", "pub-298", "pub-299"],
+      ...["mirror-0", "mirror-1", "mirror-2", "mirror-3", "mirror-4"],
+    ]);
+    expect(found.total).toBe(310);
+    expect(pub.queries.map((query) => [query.get("from"), query.get("size")])).toEqual([["295", "10"]]);
+    expect(mirror.queries.map((query) => [query.get("from"), query.get("size")])).toEqual([["0", "5"]]);
+  });
 });
 
 describe("SearchForwarder", () => {
@@ -296,7 +358,7 @@ describe("SearchForwarder", () => {
     expect(uplink.headers[0]?.authorization).toBe("Bearer s3cret");
   });
 
-  it("takes the uplinks in turns and keeps a name once, from the uplink its rule lists first", async () => {
+  it("lists the uplinks one after another and keeps a name once on a page, from the uplink its rule lists first", async () => {
     const pub = fakeUplink("public", [result("a-1"), result("shared"), result("@partner/kit"), result("a-4")]);
     const mirror = fakeUplink("mirror", [
       result("b-1", { searchScore: 1 }),
@@ -306,38 +368,113 @@ describe("SearchForwarder", () => {
     const found = await forwarder([pub, mirror]).search({ text: "x", from: 0, size: 20 }, everyone);
     expect(found.objects.map((o) => `${o.package.name}:${o.searchScore}`)).toEqual([
       "a-1:12.5",
-      "b-1:1",
       "shared:12.5", // "**" lists public first
-      "@partner/kit:3", // "@partner/*" lists the mirror first
       "a-4:12.5",
+      "b-1:1",
+      "@partner/kit:3", // "@partner/*" lists the mirror first
     ]);
     expect(found.total).toBe(7);
-    expect(pub.queries[0]?.get("size")).toBe("10");
-    expect(mirror.queries[0]?.get("size")).toBe("10");
+    // Asked at once: the first for its share, the second for as many as the page could need from it.
+    expect(pub.queries[0]?.get("size")).toBe("20");
+    expect(mirror.queries[0]?.get("size")).toBe("20");
   });
 
-  it("leaves out an uplink that fails, logging it once without its token, and asks the others", async () => {
+  it("leaves out an uplink that fails, without its token in the log, and asks the others", async () => {
     const down = fakeUplink("public", [], () => new Response("{}", { status: 503 }));
     const mirror = fakeUplink("mirror", [result("m-1")]);
     const found = await forwarder([down, mirror]).search({ text: "m", from: 0, size: 20 }, everyone);
     expect(names(found.objects)).toEqual(["m-1"]);
     expect(found.total).toBe(1);
     expect(down.logs).toHaveLength(1);
-    expect(down.logs[0]).toMatch(/^uplink search request failed .*"uplink":"public".*answered 503/);
+    expect(down.logs[0]).toMatch(/^uplink search failing; .*"uplink":"public".*answered 503/);
     expect(down.logs.join("\n")).not.toContain("s3cret");
   });
+
+  it("warns when an uplink's search starts failing, not on every search, and says when it answers again", async () => {
+    let failing = true;
+    const uplink = fakeUplink("public", [], () =>
+      failing ? new Response("{}", { status: 503 }) : Response.json({ objects: [result("m-1")], total: 1 }),
+    );
+    const search = forwarder([uplink]);
+    const ask = () => search.search({ text: "m", from: 0, size: 20 }, everyone);
+    for (let i = 0; i < 3; i++) await ask();
+    failing = false;
+    await ask();
+    failing = true;
+    await ask();
+    expect(uplink.queries).toHaveLength(5);
+    expect(uplink.logs.map((line) => line.split(" {")[0])).toEqual([
+      "uplink search failing; its results are left out until it answers again",
+      "uplink search answers again",
+      "uplink search failing; its results are left out until it answers again",
+    ]);
+  });
+
+  it("does not count searches in the circuit breaker that guards installs", async () => {
+    let packumentFails = false;
+    let searchFails = true;
+    const uplink = fakeUplink(
+      "public",
+      [],
+      () => (searchFails ? new Response("{}", { status: 503 }) : Response.json({ objects: [], total: 0 })),
+      {
+        packument: (url) =>
+          packumentFails
+            ? new Response("{}", { status: 503 })
+            : Response.json({ name: url.pathname.split("/").at(-1), "dist-tags": {}, versions: {} }),
+      },
+    );
+    const search = forwarder([uplink]);
+    const ask = () => search.search({ text: "m", from: 0, size: 20 }, everyone);
+    // As many failed searches as rest the uplink (`circuit.failures: 3`): installs still go upstream.
+    for (let i = 0; i < 3; i++) await ask();
+    expect((await uplink.client.packument("left-pad")).status).toBe("ok");
+    expect(uplink.packuments).toEqual(["/npm/left-pad"]);
+
+    // Nor does a search's success clear the installs' failures: 2 + 1 failed fetches rest the uplink.
+    packumentFails = true;
+    searchFails = false;
+    for (let i = 0; i < 2; i++) await expect(uplink.client.packument("left-pad")).rejects.toThrow(/answered 503/);
+    expect(await ask()).toEqual({ objects: [], total: 0 });
+    await expect(uplink.client.packument("left-pad")).rejects.toThrow(/answered 503/);
+    expect(uplink.client.isResting()).toBe(true);
+
+    // While it rests, searches skip it without a warning each.
+    const asked = uplink.queries.length;
+    const logged = uplink.logs.length;
+    await ask();
+    await ask();
+    expect(uplink.queries).toHaveLength(asked);
+    expect(uplink.logs).toHaveLength(logged);
+  });
+
+  it("answers within its own short budget when an uplink never answers, with room on the page or none", async () => {
+    // Install timeouts for a slow uplink: half a minute for an answer, two minutes in all, and retries.
+    const stalled = fakeUplink("public", [], neverAnswers, {
+      settings: { timeouts: { responseMs: 30_000, idleMs: 30_000, totalMs: 120_000 }, retries: 2 },
+    });
+    const search = forwarder([stalled]);
+    const [room, full] = await Promise.all([
+      search.search({ text: "m", from: 0, size: 20 }, everyone),
+      search.search({ text: "m", from: 0, size: 0 }, everyone),
+    ]);
+    expect(room).toEqual({ objects: [], total: 0 });
+    expect(full).toEqual({ objects: [], total: 0 });
+    // Each asked once, not retried.
+    expect(stalled.queries.map((query) => query.get("size"))).toEqual(["20", "1"]);
+  }, 15_000);
 
   it("drops answers that are not JSON, not a search result, or too large", async () => {
     for (const body of [
       "<html>",
       JSON.stringify({ results: [] }),
-      JSON.stringify({ objects: ["x".repeat(9 << 20)] }),
+      JSON.stringify({ objects: ["x".repeat(3 << 20)] }),
     ]) {
       const uplink = fakeUplink("public", [], () => new Response(body));
       const found = await forwarder([uplink]).search({ text: "m", from: 0, size: 20 }, everyone);
       expect(found).toEqual({ objects: [], total: 0 });
       expect(uplink.logs).toHaveLength(1);
-      expect(uplink.logs[0]).toMatch(/not valid JSON|not an npm search result|larger than 8 MB/);
+      expect(uplink.logs[0]).toMatch(/not valid JSON|not an npm search result|larger than 2 MB/);
     }
   });
 
@@ -353,7 +490,7 @@ describe("SearchForwarder", () => {
   it("does not send a search for a private or hosted name upstream", async () => {
     const uplink = fakeUplink("public", [result("left-pad")]);
     const search = forwarder([uplink], ["internal-tool"]);
-    for (const text of ["@acme/lib", "@acme", "widgets scope:acme", "internal-tool docs"]) {
+    for (const text of ["@acme/lib", "@acme", "widgets scope:acme", "internal-tool docs", "legacy-tool"]) {
       expect(await search.search({ text, from: 0, size: 20 }, everyone)).toEqual({ objects: [], total: 0 });
     }
     expect(uplink.queries).toEqual([]);
@@ -362,6 +499,52 @@ describe("SearchForwarder", () => {
     ]);
     expect(await search.search({ text: "  ", from: 0, size: 20 }, everyone)).toEqual({ objects: [], total: 0 });
     expect(uplink.queries).toHaveLength(1);
+  });
+
+  it("does not tell a caller whether a name it may not read is hosted", async () => {
+    const uplink = fakeUplink("public", [result("left-pad")]);
+    const search = forwarder([uplink], ["internal-tool", "legacy-secret"]);
+    const anonymous = (name: string) => !["internal-tool", "legacy-secret"].includes(name);
+    const answers = async (text: string, visible: (name: string) => boolean) => {
+      const asked = uplink.queries.length;
+      const found = await search.search({ text, from: 0, size: 20 }, visible);
+      return { names: names(found.objects), total: found.total, asked: uplink.queries.length - asked };
+    };
+    // A hosted name and a guessed one are answered alike: sent upstream when the rule proxies the name…
+    expect(await answers("internal-tool", anonymous)).toEqual({ names: ["left-pad"], total: 1, asked: 1 });
+    expect(await answers("internal-guess", anonymous)).toEqual({ names: ["left-pad"], total: 1, asked: 1 });
+    // …and not when it keeps the name private (`legacy-*` lists no uplink), hosted or not.
+    expect(await answers("legacy-secret", anonymous)).toEqual({ names: [], total: 0, asked: 0 });
+    expect(await answers("legacy-guess", anonymous)).toEqual({ names: [], total: 0, asked: 0 });
+    // A caller who may read the hosted package does not send its name upstream.
+    expect(await answers("internal-tool", everyone)).toEqual({ names: [], total: 0, asked: 0 });
+  });
+
+  it("strips control characters from upstream text", () => {
+    const found = normaliseResult(
+      result("ansi", {
+        package: {
+          ...result("ansi").package,
+          description: "red \u001b[31malert\u0007\r\nline two\u009b2J",
+          keywords: ["key\u0000word", "\u001b", "fine"],
+          publisher: { username: "evil\u001b]0;title\u0007", email: "e@example.com\u0085" },
+          maintainers: [{ username: "\u0007" }, { username: "ok\u009d" }],
+          links: { homepage: "https://example.com/a\u001bb\tc" },
+        },
+        flags: { deprecated: "use\u001b[2K other" },
+      }),
+    );
+    expect(found?.package).toMatchObject({
+      description: "red [31malert  line two2J",
+      keywords: ["keyword", "fine"],
+      publisher: { username: "evil]0;title", email: "e@example.com" },
+      maintainers: [{ username: "ok" }],
+      links: { homepage: "https://example.com/a%1Bbc" },
+    });
+    expect(found?.flags).toEqual({ deprecated: "use[2K other" });
+    // A name or version with one is not cleaned into another name: the result is dropped.
+    expect(normaliseResult(result("left\u0007pad"))).toBeNull();
+    expect(normaliseResult(result("x", { package: { ...result("x").package, version: "1.0.0\u001b" } }))).toBeNull();
   });
 
   it("reads names and scopes out of the search text", () => {

@@ -143,15 +143,16 @@ export class UplinkService {
     this.forwarder = new AuditForwarder({
       clients: [...this.clients.values()].filter((client) => client.settings.audit),
       proxyFor: options.proxyFor,
-      isHosted: async (name) => (await options.hosted.get(name)) !== null,
+      isHosted: (name) => this.isHosted(name),
       logger: options.logger,
       now: this.now,
     });
     this.searcher = new SearchForwarder({
       clients: [...this.clients.values()].filter((client) => client.settings.search !== false),
       proxyFor: options.proxyFor,
-      isHosted: async (name) => (await options.hosted.get(name)) !== null,
+      isHosted: (name) => this.isHosted(name),
       logger: options.logger,
+      now: this.now,
     });
   }
 
@@ -244,6 +245,11 @@ export class UplinkService {
     return this.searcher.search(query, visible);
   }
 
+  /** Whether a hosted document (live or unpublished) holds the name, which then never comes from an uplink. */
+  private isHosted(name: string): Promise<boolean> {
+    return this.options.hosted.exists(name);
+  }
+
   private isFresh(state: State): boolean {
     const settings = this.clients.has(state.uplink) ? this.options.uplinks[state.uplink] : undefined;
     return settings !== undefined && this.now() - state.fetchedAt < settings.maxAgeMs;
@@ -266,7 +272,7 @@ export class UplinkService {
   private async resolve(name: string): Promise<State | null> {
     const uplinks = this.enabled ? this.options.proxyFor(name) : [];
     if (uplinks.length === 0) return null;
-    if ((await this.options.hosted.get(name)) !== null) return null;
+    if (await this.isHosted(name)) return null;
     const state = this.states.get(name);
     if (state && this.isFresh(state) && state.notice === undefined) return state;
     if (state?.notice !== undefined && (state.retryAt ?? 0) > this.now()) return state;

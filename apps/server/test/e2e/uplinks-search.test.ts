@@ -1,13 +1,16 @@
 /**
  * `npm search` through fw finds the packages its uplink serves, after the hosted ones: two real fw
  * instances, one the other's uplink. The uplink also carries an attacker's package under the private
- * scope and a package of a hosted name, which must never show up.
+ * scope and a package of a hosted name, which must never show up. Then an uplink that never answers a
+ * search, and one whose searches fail.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { addUser, type Sandbox, userSandbox } from "../helpers/clients.js";
 import { publishBody } from "../helpers/packages.js";
 import { startTestRegistry, type TestRegistry } from "../helpers/registry.js";
-import { closeRegistry, startProxyRegistry, uplinkTo } from "../helpers/upstream.js";
+import { closeRegistry, FakeUpstream, startProxyRegistry, uplinkTo } from "../helpers/upstream.js";
 
 const KEYWORD = "fwsearchfixture";
 
@@ -15,6 +18,8 @@ let upstream: TestRegistry;
 let registry: TestRegistry;
 let quiet: TestRegistry;
 let alice: Sandbox;
+/** The search texts fw sent the uplink (fw's uplink client uses the global `fetch` of this process). */
+const upstreamSearches: string[] = [];
 
 async function publish(target: TestRegistry, token: string, name: string, version: string): Promise<void> {
   const response = await fetch(`${target.url}/${name.replace("/", "%2f")}`, {
@@ -47,6 +52,13 @@ const proxyOptions = (search: boolean) => ({
 
 beforeAll(async () => {
   upstream = await startTestRegistry();
+  const realFetch = globalThis.fetch;
+  vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (url.origin === new URL(upstream.url).origin && url.pathname === "/-/v1/search")
+      upstreamSearches.push(url.searchParams.get("text") ?? "");
+    return realFetch(input, init);
+  });
   const author = await addUser(upstream.url, "public-author");
   await publish(upstream, author, "pub-gadget", "2.0.0");
   // What an attacker publishes upstream: the private scope, and a name the company hosts.
@@ -64,6 +76,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  vi.restoreAllMocks();
   await alice?.[Symbol.asyncDispose]();
   await closeRegistry(registry);
   await closeRegistry(quiet);
@@ -98,11 +111,21 @@ describe("npm search through fw with an uplink", () => {
     const project = await alice.project("from-search", { "pub-gadget": "^2.0.0" });
     const install = await alice.npm(["install"], project);
     expect(install.code, install.output).toBe(0);
+    const installed = JSON.parse(await readFile(join(project, "node_modules", "pub-gadget", "package.json"), "utf8"));
+    expect(installed).toMatchObject({ name: "pub-gadget", version: "2.0.0" });
   });
 
-  it("never shows the private scope from upstream, even when searched for by name", async () => {
+  it("never sends a search for the private scope or a hosted name upstream", async () => {
+    const before = upstreamSearches.length;
     expect(await npmSearch(alice, "@acme/lib")).toEqual([]);
     expect(await npmSearch(alice, "@acme")).toEqual([]);
+    expect((await npmSearch(alice, "company-tool")).map((hit) => `${hit.name}@${hit.version}`)).toEqual([
+      "company-tool@1.0.0",
+    ]);
+    expect(upstreamSearches.slice(before)).toEqual([]);
+    // While a search for other words is.
+    await npmSearch(alice, KEYWORD);
+    expect(upstreamSearches.slice(before)).toEqual([KEYWORD]);
   });
 
   it("with search: false, answers from the hosted packages only", async () => {
@@ -124,5 +147,64 @@ describe("npm search through fw with an uplink", () => {
     expect(response.status).toBe(200);
     expect(((await response.json()) as { total: number }).total).toBe(1);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});
+
+describe("npm search through fw with an uplink that fails", () => {
+  let fake: FakeUpstream;
+  let proxy: TestRegistry;
+
+  beforeAll(async () => {
+    fake = await FakeUpstream.start();
+    fake.publish({ name: "pub-thing", version: "1.0.0" });
+    // Install timeouts for a slow uplink (half a minute for an answer, two minutes in all), the defaults'
+    // retries and breaker.
+    proxy = await startProxyRegistry(fake, {
+      uplink: {
+        search: true,
+        timeouts: { responseMs: 30_000, idleMs: 30_000, totalMs: 120_000 },
+        retries: 2,
+        circuit: { failures: 3, cooldownMs: 60_000 },
+      },
+    });
+    const token = await addUser(proxy.url, "carol");
+    await publish(proxy, token, "company-thing", "1.0.0");
+  });
+
+  afterAll(async () => {
+    await closeRegistry(proxy);
+    await fake?.close();
+    expect(proxy?.errors ?? []).toEqual([]);
+  });
+
+  const search = async (query: string) => {
+    const response = await fetch(`${proxy.url}/-/v1/search?text=${KEYWORD}&${query}`);
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { objects: { package: { name: string } }[]; total: number };
+    return { names: body.objects.map((o) => o.package.name), total: body.total };
+  };
+
+  it("answers the hosted results within its short budget when the uplink never answers", async () => {
+    fake.inject({ kind: "stall" }, { path: /^\/-\/v1\/search/ });
+    try {
+      // With room for the uplink's results, and with a page the hosted match fills.
+      const [room, full] = await Promise.all([search("size=20"), search("size=1")]);
+      expect(room).toEqual({ names: ["company-thing"], total: 1 });
+      expect(full).toEqual({ names: ["company-thing"], total: 1 });
+    } finally {
+      fake.clearFaults();
+    }
+  }, 20_000);
+
+  it("does not rest the uplink for installs when its searches fail", async () => {
+    fake.inject({ kind: "status", status: 503 }, { path: /^\/-\/v1\/search/ });
+    try {
+      for (let i = 0; i < 3; i++) expect(await search("size=20")).toEqual({ names: ["company-thing"], total: 1 });
+    } finally {
+      fake.clearFaults();
+    }
+    const response = await fetch(`${proxy.url}/pub-thing`);
+    expect(response.status).toBe(200);
+    expect(fake.requestsFor("pub-thing")).toHaveLength(1);
   });
 });
