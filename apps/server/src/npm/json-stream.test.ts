@@ -169,6 +169,28 @@ describe("jsonByteStream", () => {
     );
   });
 
+  it("encodes straight into the buffers a reader brings, however small, with the same bytes", async () => {
+    const strings = fc.string({ unit: fc.constantFrom("a", "é", "✓", "😀", "\\", '"', "\n") });
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(strings, strings), fc.integer({ min: 1, max: 40 }), async (value, size) => {
+        const reader = jsonByteStream(value, 16).getReader({ mode: "byob" });
+        let buffer = new ArrayBuffer(size);
+        const bytes: number[] = [];
+        for (;;) {
+          const { done, value: chunk } = await reader.read(new Uint8Array(buffer));
+          if (!chunk) throw new Error("no buffer back");
+          if (done) break;
+          bytes.push(...chunk);
+          // The same memory back, filled (a character larger than it arrives over several reads).
+          expect(chunk.buffer.byteLength).toBe(size);
+          buffer = chunk.buffer;
+        }
+        expect(new TextDecoder().decode(new Uint8Array(bytes))).toBe(JSON.stringify(value));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("leaves out members JSON.stringify leaves out and calls toJSON", async () => {
     const value = { a: undefined, b: () => 1, c: Symbol("s"), d: new Date(0), e: { f: undefined, g: 1 } };
     expect(await readAll(jsonByteStream(value))).toBe(JSON.stringify(value));

@@ -187,6 +187,18 @@ function fileStream(
   });
 }
 
+/** Bytes a byte-stream body is read through when it is written (see `byobReader`). */
+const WRITE_BUFFER = 256 * 1024;
+
+/** A reader that fills buffers of the caller's own, when the body is a byte stream; else `undefined`. */
+function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
+  try {
+    return body.getReader({ mode: "byob" });
+  } catch {
+    return undefined;
+  }
+}
+
 function errno(error: unknown): string | undefined {
   return typeof error === "object" && error !== null ? (error as NodeJS.ErrnoException).code : undefined;
 }
@@ -551,12 +563,24 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
         await writing;
       };
       if (isStream(body)) {
-        const reader = body.getReader();
+        const byob = byobReader(body);
+        const reader = byob ?? body.getReader();
+        // A byte stream writes into this one buffer, taken over by each read and handed back filled.
+        let buffer = new ArrayBuffer(byob ? WRITE_BUFFER : 0);
+        const next = async (): Promise<Uint8Array | undefined> => {
+          if (!byob) {
+            const read = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+            return read.done ? undefined : read.value;
+          }
+          const read = await byob.read(new Uint8Array(buffer));
+          if (read.value) buffer = read.value.buffer;
+          return read.done ? undefined : read.value;
+        };
         try {
           for (;;) {
             checkAborted(NAME, key, options.signal);
-            const { done, value } = await reader.read();
-            if (done) break;
+            const value = await next();
+            if (!value) break;
             await write(value);
             if (options.size !== undefined && size > options.size) break;
           }
