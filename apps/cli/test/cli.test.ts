@@ -102,7 +102,7 @@ describe("fw registry config", () => {
         listen: { host: "127.0.0.1", port: 4873 },
         storage: { driver: "fs", path: join(dir.path, "storage") },
         auth: { signup: true },
-        limits: { maxBodySize: 314572800, cacheMemory: 67108864 },
+        limits: { maxBodySize: 314572800, cacheMemory: 33554432 },
         log: { level: "info", format: "pretty" },
         access: { packages: { "**": { access: ["$all"], publish: ["$authenticated"] } } },
         uplinks: {
@@ -114,6 +114,7 @@ describe("fw registry config", () => {
             circuit: { failures: 3, cooldownMs: 10000 },
             takedowns: "remove",
             audit: true,
+            search: true,
           },
         },
         proxy: { "**": ["public"] },
@@ -200,7 +201,7 @@ describe("fw registry config", () => {
           forcePathStyle: false,
         },
         auth: { signup: true },
-        limits: { maxBodySize: 314572800, cacheMemory: 67108864 },
+        limits: { maxBodySize: 314572800, cacheMemory: 33554432 },
         log: { level: "info", format: "pretty" },
       },
       file: null,
@@ -229,7 +230,7 @@ describe("fw registry config", () => {
       listen: { host: "127.0.0.1", port: 6000 },
       storage: { driver: "fs", path: "./data" },
       auth: { signup: true },
-      limits: { maxBodySize: "1.5gb", cacheMemory: "64mb" },
+      limits: { maxBodySize: "1.5gb", cacheMemory: "32mb" },
       log: { level: "warn", format: "pretty" },
     });
     const reread = await runFw(["registry", "config", "load", "saved.json5", "--json"], { cwd: dir.path });
@@ -270,6 +271,20 @@ describe("fw registry start", () => {
     expect(ping.status).toBe(200);
     const stopped = await running.stop();
     expect(stopped).toMatchObject({ code: 0, signal: null });
+  });
+
+  it("runs with glibc's malloc arenas limited to 2 unless MALLOC_ARENA_MAX is set, in the same process", async () => {
+    await using dir = await tempDir();
+    const arenas = async (env: Record<string, string>) => {
+      await using running = await startFw(["registry", "start", "--port", "0"], { cwd: dir.path, env });
+      expect((await fetch(`${running.url}/-/ping`)).status).toBe(200);
+      const environ = (await readFile(`/proc/${running.pid}/environ`, "utf8")).split("\0");
+      return environ.find((entry) => entry.startsWith("MALLOC_ARENA_MAX="));
+    };
+    const { MALLOC_ARENA_MAX: _, ...inherited } = cleanEnv();
+    // Replacing itself needs process.execve (Node 22.15+, 23.11+); without it fw runs as it was started.
+    expect(await arenas(inherited)).toBe(typeof process.execve === "function" ? "MALLOC_ARENA_MAX=2" : undefined);
+    expect(await arenas({ ...inherited, MALLOC_ARENA_MAX: "8" })).toBe("MALLOC_ARENA_MAX=8");
   });
 
   it("prints its address as JSON with --json and takes its settings from the config file", async () => {

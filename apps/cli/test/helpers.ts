@@ -79,6 +79,7 @@ export interface RunningFw {
   /** The line printed once listening. */
   line: string;
   url: string;
+  pid: number;
   /** Sends SIGTERM and waits for the exit. */
   stop(): Promise<RunResult>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -120,6 +121,7 @@ export async function startFw(args: readonly string[], options: RunOptions, time
   return {
     line,
     url,
+    pid: child.pid as number,
     stop,
     async [Symbol.asyncDispose]() {
       await stop();

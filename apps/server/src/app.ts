@@ -150,9 +150,9 @@ async function recordPolicyChange(storage: StorageDriver, audit: AuditLog, acces
 
 /**
  * `limits.cacheMemory` shared out: most to hosted documents (each with its compressed forms; a popular
- * package's 20 MB document takes ~25 MB), then uplink copies, small tarballs, and the last written
- * bodies the next publish reuses. Only what is used is taken: with the default 64 MB and no uplinks,
- * ~48 MB at most.
+ * package's 20 MB document is charged its ~5 MB of forms, see `PackumentCache`), then uplink copies,
+ * small tarballs, and the last written bodies the next publish reuses. Only what is used is taken: with
+ * the default 32 MB and no uplinks, ~24 MB at most.
  */
 export function cacheBudgets(cacheMemory: number): {
   packuments: number;

@@ -30,7 +30,7 @@ describe("loadConfig", () => {
         listen: { host: "127.0.0.1", port: 4873 },
         storage: { driver: "fs", path: join(dir.path, "storage") },
         auth: { signup: true },
-        limits: { maxBodySize: 314572800, cacheMemory: 67108864 },
+        limits: { maxBodySize: 314572800, cacheMemory: 33554432 },
         log: { level: "info", format: "pretty" },
       },
       sources: ["defaults"],

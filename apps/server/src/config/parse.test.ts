@@ -23,7 +23,7 @@ describe("parseConfig", () => {
       listen: { host: "127.0.0.1", port: 4873 },
       storage: { driver: "fs", path: join(base, "storage") },
       auth: { signup: true },
-      limits: { maxBodySize: 300 * 1024 * 1024, cacheMemory: 64 * 1024 * 1024 },
+      limits: { maxBodySize: 300 * 1024 * 1024, cacheMemory: 32 * 1024 * 1024 },
       log: { level: "info", format: "pretty" },
     });
   });

@@ -14,7 +14,7 @@ export const DEFAULTS = {
   forcePathStyle: false,
   signup: true,
   maxBodySize: "300mb",
-  cacheMemory: "64mb",
+  cacheMemory: "32mb",
   logLevel: "info",
   logFormat: "pretty",
   /** Per client address on login and token endpoints: a burst, then this many a second. */
@@ -196,7 +196,7 @@ const limits = strictObject({
   }),
   cacheMemory: size().meta({
     description:
-      'Memory for what the registry keeps ready to serve: package documents with their compressed forms, small tarballs, copies from uplinks, the last written documents (reused by the next publish). Bytes, or "64mb", "1gb".',
+      'Memory for what the registry keeps ready to serve: package documents with their compressed forms, small tarballs, copies from uplinks, the last written documents (reused by the next publish). Bytes, or "32mb", "1gb".',
     default: DEFAULTS.cacheMemory,
   }),
 }).partial();

@@ -54,7 +54,7 @@ export interface FwConfig {
   };
   /**
    * `cacheMemory`: bytes for the in-memory caches, all of them together (see `cacheBudgets`); the
-   * loader always sets it, configs built in code may leave it out (64 MB).
+   * loader always sets it, configs built in code may leave it out (32 MB).
    */
   limits: { maxBodySize: number; cacheMemory?: number };
   log: { level: LogLevel; format: LogFormat };

@@ -14,6 +14,7 @@ export interface StartOptions {
  * keeps the process alive and `startRegistry` stops it on SIGINT/SIGTERM.
  */
 export async function run(opts: StartOptions): Promise<void> {
+  limitMallocArenas();
   const { config } = await loadConfig({ file: opts.config, overrides: opts.overrides });
   await startRegistry(config, {
     onListening(url) {
@@ -21,4 +22,26 @@ export async function run(opts: StartOptions): Promise<void> {
       else print(`fw registry listening on ${url} (storage: ${describeStorage(config.storage)})`);
     },
   });
+}
+
+/**
+ * glibc gives each thread that allocates (libuv's pool running zlib, fs and crypto; V8's compiler and
+ * GC threads) a malloc arena of its own and keeps freed memory in each, so a long-running server's RSS
+ * creeps up by tens of MB that nothing uses. With `MALLOC_ARENA_MAX=2` the bench's peak RSS was 5–8 MB
+ * lower with no measurable cost (docs/deploy.md). The variable must be set before the process starts,
+ * so `fw registry start` replaces itself once (same PID, same arguments) with it set — unless it is set
+ * already (to any value: that is the operator's choice), or off Linux, or where `process.execve` is
+ * missing (Bun, Node before 22.15).
+ */
+function limitMallocArenas(): void {
+  if (process.platform !== "linux" || process.env.MALLOC_ARENA_MAX !== undefined) return;
+  if (process.versions.bun || typeof process.execve !== "function") return;
+  try {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      ...process.env,
+      MALLOC_ARENA_MAX: "2",
+    });
+  } catch {
+    // Refused (a sandbox without execve): run as is.
+  }
 }
