@@ -287,7 +287,7 @@ export function createRegistry(config: FwConfig, deps: RegistryDeps): Registry {
       for (const change of latest.values()) {
         // The cache may hold this change already, or a newer one (this process's own later write):
         // revisions count up by one per write of a document, so a number at least as high is as new.
-        const cachedRev = cache.peek(change.name)?.doc._rev;
+        const cachedRev = cache.revision(change.name);
         if (
           cachedRev !== undefined &&
           change.rev !== undefined &&

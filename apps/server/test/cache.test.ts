@@ -111,17 +111,22 @@ describe("PackumentCache", () => {
     expect(cache.peek("two")?.doc.name).toBe("two");
     expect(cache.peek("one")).toBeUndefined();
 
-    // Released: its form is still served from memory, on the synchronous path too.
+    // Released: its form is still served from memory, on the synchronous path too, and what a tarball
+    // read or the change feed asks is answered without parsing it again.
     expect(cache.renderFresh("one", "v", view)).toBe(one);
     expect(await cache.render("one", "v", view)).toBe(one);
-    expect(reads).toBe(2);
+    expect(await cache.hasVersion("one", "1.0.5999")).toBe(true);
+    expect(await cache.hasVersion("one", "2.0.0")).toBe(false);
+    expect(await cache.hasVersion("missing", "1.0.0")).toBeNull();
+    expect(cache.revision("one")).toBe("1-a");
+    expect(reads).toBe(3);
     // A reader of the document itself, or a new form, reads it again; the forms made before stay.
     expect((await cache.get("one"))?.doc.versions["1.0.5999"]?.version).toBe("1.0.5999");
-    expect(reads).toBe(3);
+    expect(reads).toBe(4);
     expect(cache.peek("two")).toBeUndefined();
     expect(await cache.render("one", "v", view)).toBe(one);
     const other = await cache.render("two", "w", view);
-    expect(reads).toBe(4);
+    expect(reads).toBe(5);
     expect(JSON.parse(gunzipSync(other?.gzip as Uint8Array).toString())).toEqual({ name: "two", versions: 6000 });
 
     // Changed in storage while released (another replica's write): the newer document, never the old forms.
@@ -129,6 +134,26 @@ describe("PackumentCache", () => {
     expect((await cache.get("one"))?.doc.description).toBe("newer");
     const renewed = await cache.render("one", "v", view);
     expect(renewed).not.toBe(one);
+  });
+
+  it("charges each rendered form to the budget, so documents rendered many ways push older ones out", async () => {
+    const storage = memoryDriver();
+    const older = JSON.stringify({ ...bigPackument(40), name: "older" });
+    const busy = JSON.stringify({ ...bigPackument(4), name: "busy" });
+    await storage.put("packages/older/packument.json", older);
+    await storage.put("packages/busy/packument.json", busy);
+    const cache = new PackumentCache(storage, (name) => `packages/${name}/packument.json`, { maxBytes: 64 * 1024 });
+    const olderForm = await cache.render("older", "base 0", (d) => d);
+    const busyForm = await cache.render("busy", "base 0", (d) => d);
+    // Forms of "busy" for more base URLs: alone they stay under the budget, with "older" they do not.
+    const forms = Math.floor((48 * 1024) / busy.length);
+    for (let i = 1; i < forms; i++) await cache.render("busy", `base ${i}`, (d) => ({ ...d, base: i }));
+    expect(busy.length * (forms + 1)).toBeLessThan(64 * 1024);
+    expect(busy.length * (forms + 1) + older.length * 2).toBeGreaterThan(64 * 1024);
+    expect(await cache.render("busy", "base 0", (d) => d)).toBe(busyForm);
+    const again = await cache.render("older", "base 0", (d) => d);
+    expect(again).not.toBe(olderForm);
+    expect(Buffer.from(again?.json as Uint8Array).equals(Buffer.from(olderForm?.json as Uint8Array))).toBe(true);
   });
 
   it("keeps small forms uncompressed too", async () => {

@@ -287,14 +287,13 @@ function resolveSpec(doc: Packument, spec: string): string | undefined {
 
 async function tarball(c: AppContext, services: Services, name: string, filename: string): Promise<Response> {
   authorizeRead(c, services, name, `tarball ${filename} not found`);
-  const doc = await services.packages.read(name);
-  const version = tarballVersion(name, filename);
-  if (!doc && services.uplinks.proxies(name)) {
+  const published = await services.packages.hasVersion(name, tarballVersion(name, filename));
+  if (published === null && services.uplinks.proxies(name)) {
     const proxied = await services.uplinks.tarball(name, filename);
     if (!proxied) throw new RegistryError("E_NOT_FOUND", `tarball ${filename} not found`);
     return tarballResponse(c, proxied);
   }
-  if (!doc?.versions[version]) throw new RegistryError("E_NOT_FOUND", `tarball ${filename} not found`);
+  if (!published) throw new RegistryError("E_NOT_FOUND", `tarball ${filename} not found`);
   const content = await services.packages.tarball(name, filename);
   if (!content) throw new RegistryError("E_NOT_FOUND", `tarball ${filename} not found`);
   return tarballResponse(c, content);

@@ -48,6 +48,10 @@ interface Entry {
   rendered: Map<string, Rendered>;
   /** The stored document's size. */
   stored: number;
+  /** The document's `_rev`, known without the document (see `revision`). */
+  rev: string | undefined;
+  /** A released document's version numbers, so reads of its tarballs need not parse it again. */
+  versionNames?: Set<string>;
   /**
    * Memory charged to the entry: the document (its stored size) and its rendered forms; a large document
    * is charged its forms only, as it is held apart from the budget (see `keepLargeDocuments`).
@@ -113,8 +117,26 @@ export class PackumentCache {
    * false for an unpublished package's document (no versions left).
    */
   async get(name: string): Promise<{ doc: Packument; etag: string; live: boolean } | null> {
-    const entry = await this.withDocument(name, await this.entry(name));
-    return entry.doc && entry.etag ? { doc: entry.doc, etag: entry.etag, live: entry.live } : null;
+    const { entry, doc } = await this.withDocument(name, await this.entry(name));
+    return doc && entry.etag ? { doc, etag: entry.etag, live: entry.live } : null;
+  }
+
+  /**
+   * Whether a live package has this version; `null` when no live package exists under the name. Answered
+   * without parsing a released large document again (a tarball read needs no more).
+   */
+  async hasVersion(name: string, version: string): Promise<boolean | null> {
+    const entry = await this.entry(name);
+    if (!entry.live) return null;
+    if (entry.doc) return Object.hasOwn(entry.doc.versions, version);
+    if (entry.versionNames) return entry.versionNames.has(version);
+    const { doc } = await this.withDocument(name, entry);
+    return doc ? Object.hasOwn(doc.versions, version) : null;
+  }
+
+  /** The `_rev` of the cached document, without revalidating (and without parsing a released one again). */
+  revision(name: string): string | undefined {
+    return this.entries.peek(name)?.rev;
   }
 
   /**
@@ -160,7 +182,9 @@ export class PackumentCache {
     if (rendered !== undefined) return rendered;
     // A large document: rendered as a stream, from the document read again if it was released.
     const current = await this.withDocument(name, entry);
-    return current.live && current.doc ? this.renderLarge(name, current, variant, build) : null;
+    return current.entry.live && current.doc
+      ? this.renderLarge(name, current.entry, current.doc, variant, build)
+      : null;
   }
 
   /**
@@ -206,11 +230,10 @@ export class PackumentCache {
   }
 
   /** Renders a large document's form into gzip as a stream; concurrent requests for one form share the work. */
-  private renderLarge(name: string, entry: Entry, variant: string, build: (doc: Packument) => unknown) {
+  private renderLarge(name: string, entry: Entry, doc: Packument, variant: string, build: (doc: Packument) => unknown) {
     const key = `${variant}\n${name}`;
     let pending = this.rendering.get(key);
     if (!pending || pending.entry !== entry) {
-      const doc = entry.doc as Packument;
       const etag = `"${entry.etag}-${hashVariant(variant)}"`;
       const promise = gzipJson(build(doc))
         .then((gzip): Rendered => {
@@ -265,7 +288,7 @@ export class PackumentCache {
 
   /** Records a document this process just wrote (or deleted, with `null`); `bytes` is its stored size. */
   set(name: string, doc: Packument | null, etag: string | null, bytes = 64): void {
-    this.add(name, newEntry(doc, etag, bytes));
+    this.add(name, this.newEntry(doc, etag, bytes));
   }
 
   /**
@@ -289,8 +312,13 @@ export class PackumentCache {
 
   private resize(name: string, entry: Entry, added: number): void {
     entry.bytes += added;
-    // Re-set so the LRU accounts for the new size.
-    if (this.entries.peek(name) === entry) this.entries.set(name, entry);
+    if (this.entries.peek(name) !== entry) return;
+    // The LRU sizes a value when it is set anew only, not when the same value is set again: take it
+    // out and put it back (which may evict others, or this entry if it alone is over the budget).
+    const held = this.heldLarge.includes(entry);
+    this.entries.delete(name);
+    this.entries.set(name, entry);
+    if (held && this.entries.peek(name) === entry) this.hold(entry);
   }
 
   private async entry(name: string): Promise<Entry> {
@@ -327,28 +355,60 @@ export class PackumentCache {
   private async read(name: string, released?: Entry): Promise<Entry> {
     // A stream, so that a large document is parsed as it is read (see readJsonBody).
     const object = await this.storage.stream(this.keyOf(name));
-    if (!object) return this.add(name, newEntry(null, null));
+    const current = this.entries.peek(name);
+    // Replaced meanwhile (a write through this process): that entry is newer than what was read.
+    if (released && current && current !== released) {
+      await object?.body.cancel().catch(() => {});
+      return current;
+    }
+    if (!object) return this.add(name, this.newEntry(null, null));
     const doc = (await readJsonBody(object.body, object.size)) as Packument;
-    if (released && object.etag === released.etag && this.entries.peek(name) === released) {
+    const now = this.entries.peek(name);
+    if (released && now === released && object.etag === released.etag) {
       // Still the same document: its forms stay.
       released.doc = doc;
+      released.versionNames = undefined;
       this.hold(released);
       return released;
     }
-    return this.add(name, newEntry(doc, object.etag, object.size));
+    if (released && now && now !== released) return now;
+    return this.add(name, this.newEntry(doc, object.etag, object.size));
   }
 
-  /** The entry with its document, read again when it was released (or a newer entry, if it changed meanwhile). */
-  private async withDocument(name: string, entry: Entry): Promise<Entry> {
-    if (entry.doc !== undefined) {
-      if (entry.doc) this.hold(entry);
-      return entry;
+  /**
+   * The entry with its document (read again when it was released, or a newer entry if it changed
+   * meanwhile), the document taken at once so that a release by another reader cannot null it later.
+   */
+  private async withDocument(name: string, entry: Entry): Promise<{ entry: Entry; doc: Packument | null }> {
+    for (let current = entry, tries = 0; ; tries++) {
+      if (current.doc !== undefined || tries >= 3) {
+        if (current.doc) this.hold(current);
+        return { entry: current, doc: current.doc ?? null };
+      }
+      const pending = this.loading.get(name);
+      if (pending) current = await pending;
+      else {
+        const load = this.read(name, current).finally(() => this.loading.delete(name));
+        this.loading.set(name, load);
+        current = await load;
+      }
     }
-    const pending = this.loading.get(name);
-    if (pending) return this.withDocument(name, await pending);
-    const load = this.read(name, entry).finally(() => this.loading.delete(name));
-    this.loading.set(name, load);
-    return load;
+  }
+
+  /** An entry for a document of `bytes` stored bytes (`null`: none under the name). */
+  private newEntry(doc: Packument | null, etag: string | null, bytes = 64): Entry {
+    // A large document is charged its forms only where it can be released and read again.
+    const charged = bytes > LARGE_DOCUMENT && this.keepLarge !== Number.POSITIVE_INFINITY ? 64 : bytes;
+    return {
+      doc,
+      live: isLive(doc, etag),
+      etag,
+      checkedAt: Date.now(),
+      rendered: new Map(),
+      stored: bytes,
+      rev: doc?._rev,
+      bytes: charged,
+    };
   }
 
   private add(name: string, entry: Entry): Entry {
@@ -364,6 +424,7 @@ export class PackumentCache {
     this.heldLarge.push(entry);
     while (this.heldLarge.length > this.keepLarge) {
       const released = this.heldLarge.shift() as Entry;
+      if (released.doc) released.versionNames = new Set(Object.keys(released.doc.versions));
       released.doc = undefined;
     }
   }
@@ -388,20 +449,6 @@ function hashVariant(variant: string): string {
   let hash = 2166136261;
   for (let i = 0; i < variant.length; i++) hash = Math.imul(hash ^ variant.charCodeAt(i), 16777619);
   return (hash >>> 0).toString(36);
-}
-
-/** An entry for a document of `bytes` stored bytes (`null`: none under the name). */
-function newEntry(doc: Packument | null, etag: string | null, bytes = 64): Entry {
-  const charged = bytes > LARGE_DOCUMENT ? 64 : bytes;
-  return {
-    doc,
-    live: isLive(doc, etag),
-    etag,
-    checkedAt: Date.now(),
-    rendered: new Map(),
-    stored: bytes,
-    bytes: charged,
-  };
 }
 
 function isLive(doc: Packument | null, etag: string | null): boolean {

@@ -154,6 +154,11 @@ export class PackagesService {
     return found.doc;
   }
 
+  /** Whether a live package has this version; `null` when none exists under the name (see `PackumentCache.hasVersion`). */
+  hasVersion(name: string, version: string): Promise<boolean | null> {
+    return this.cache.hasVersion(name, version);
+  }
+
   private async commit(name: string, update: (current: Packument | null) => Packument | undefined) {
     const cached = this.cache.peek(name);
     const result = await casUpdate<Packument>(
