@@ -103,6 +103,14 @@ describe("fs driver", () => {
     expect(await openFilesUnder(root)).toHaveLength(1);
     await reader.cancel();
     expect(await openFilesUnder(root)).toEqual([]);
+    // A reader that stops without cancelling: the signal still closes the file and ends the stream.
+    const abort = new AbortController();
+    const stalled = must(await driver.stream("big/blob", { signal: abort.signal })).body.getReader();
+    await stalled.read();
+    abort.abort();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await openFilesUnder(root)).toEqual([]);
+    await expectCode(stalled.read(), "E_ABORTED");
   });
 
   it("writes a byte-stream body through one buffer of its own, the same object as any other stream gives", async () => {

@@ -152,14 +152,28 @@ function fileStream(
   let position = start;
   const end = start + length;
   let open = true;
+  let onAbort: (() => void) | undefined;
   const close = async () => {
     if (!open) return;
     open = false;
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
     await handle.close().catch(() => {});
   };
   return new ReadableStream({
     type: "bytes",
-    autoAllocateChunkSize: 256 * 1024,
+    autoAllocateChunkSize: Math.max(1, Math.min(256 * 1024, length)),
+    start(controller) {
+      // A reader that stops reading still lets go of the file when the signal fires.
+      onAbort = () => {
+        void close();
+        try {
+          checkAborted(NAME, key, signal);
+        } catch (error) {
+          controller.error(error);
+        }
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    },
     async pull(controller) {
       // Always there: `autoAllocateChunkSize` makes one for readers that bring no buffer.
       const request = controller.byobRequest as ReadableStreamBYOBRequest;

@@ -30,12 +30,18 @@ export async function run(opts: StartOptions): Promise<void> {
  * creeps up by tens of MB that nothing uses. With `MALLOC_ARENA_MAX=2` the bench's peak RSS was 5–8 MB
  * lower with no measurable cost (docs/deploy.md). The variable must be set before the process starts,
  * so `fw registry start` replaces itself once (same PID, same arguments) with it set — unless it is set
- * already (to any value: that is the operator's choice), or off Linux, or where `process.execve` is
- * missing (Bun, Node before 22.15).
+ * already (to any value: that is the operator's choice), off glibc Linux, under a debugger, or where
+ * `process.execve` is missing (Bun, Node before 22.15). Setting it in the service's environment (systemd,
+ * the container image) saves the second start.
  */
 function limitMallocArenas(): void {
   if (process.platform !== "linux" || process.env.MALLOC_ARENA_MAX !== undefined) return;
   if (process.versions.bun || typeof process.execve !== "function") return;
+  // A debugger would stop in both starts.
+  if (process.execArgv.some((arg) => arg.startsWith("--inspect"))) return;
+  // musl (Alpine) has no arenas to limit: no second start for nothing.
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  if (!header?.glibcVersionRuntime) return;
   try {
     process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
       ...process.env,
