@@ -381,9 +381,15 @@ export class PackumentCache {
    */
   private async withDocument(name: string, entry: Entry): Promise<{ entry: Entry; doc: Packument | null }> {
     for (let current = entry, tries = 0; ; tries++) {
-      if (current.doc !== undefined || tries >= 3) {
+      if (current.doc !== undefined) {
         if (current.doc) this.hold(current);
-        return { entry: current, doc: current.doc ?? null };
+        return { entry: current, doc: current.doc };
+      }
+      if (tries >= 3) {
+        // Other readers keep releasing it (more large documents in use than are held): parse it for this
+        // caller alone rather than answer as if it did not exist.
+        const object = await this.storage.stream(this.keyOf(name));
+        return { entry: current, doc: object ? ((await readJsonBody(object.body, object.size)) as Packument) : null };
       }
       const pending = this.loading.get(name);
       if (pending) current = await pending;
