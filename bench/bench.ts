@@ -27,7 +27,7 @@ import { type BenchResult, evaluateGoals, renderMarkdown } from "./src/report.ts
 import { writeFwCorpusPackages } from "./src/seed.ts";
 import { checkBuild, defaultLaunch, startFw } from "./src/servers/fw.ts";
 import { startNginx } from "./src/servers/nginx.ts";
-import type { RegistryKind, RunningServer } from "./src/servers/types.ts";
+import { isFw, type RegistryKind, type RunningServer } from "./src/servers/types.ts";
 import { startVerdaccio } from "./src/servers/verdaccio.ts";
 import { median } from "./src/stats.ts";
 import { popularPackument } from "./src/synthetic.ts";
@@ -155,8 +155,10 @@ async function phase(name: string, body: () => Promise<void>): Promise<void> {
       };
   }
   result.memory.push(entry);
-  const fw = entry.servers.fw;
-  if (fw) log(`  fw RSS peak ${fw.peakMB.toFixed(0)} MB, now ${fw.endMB.toFixed(0)} MB`);
+  for (const kind of ["fw", "fw-bun"] as const) {
+    const fw = entry.servers[kind];
+    if (fw) log(`  ${kind} RSS peak ${fw.peakMB.toFixed(0)} MB, now ${fw.endMB.toFixed(0)} MB`);
+  }
   save();
 }
 
@@ -172,7 +174,7 @@ const want = (p: Phase) => options.only.has(p);
 let workDir = "";
 try {
   await waitIdle();
-  if (options.registries.has("fw") && !options.fwModule) {
+  if ((options.registries.has("fw") || options.registries.has("fw-bun")) && !options.fwModule) {
     const stale = checkBuild(options.allowStale);
     if (stale) result.warnings.push(stale);
   }
@@ -190,21 +192,23 @@ try {
   workDir = mkdtempSync(join(options.tmpDir, "fw-bench-"));
   // nginx workers run as an unprivileged user and must be able to read the mirror
   chmodSync(workDir, 0o755);
-  const profileDir = options.cpuProfile ? join(workDir, "cpu-profile") : undefined;
 
   await phase("start", async () => {
     if (options.registries.has("nginx")) servers.push(await startNginx(processes, { workDir, corpus }));
     if (options.registries.has("verdaccio")) servers.push(await startVerdaccio(processes, { workDir, maxBodyMB: 300 }));
-    if (options.registries.has("fw"))
+    for (const runtime of ["node", "bun"] as const) {
+      if (!options.registries.has(runtime === "node" ? "fw" : "fw-bun")) continue;
       servers.push(
         await startFw(processes, {
-          workDir,
-          cpuProfileDir: profileDir,
+          workDir: runtime === "node" ? workDir : join(workDir, "fw-bun"),
+          cpuProfileDir: options.cpuProfile ? join(workDir, `cpu-profile-${runtime}`) : undefined,
           maxBodyMB: 300,
           serverModule: options.fwModule,
           launch: options.fwLaunch ?? defaultLaunch(options.fwModule),
+          runtime,
         }),
       );
+    }
     for (const server of servers) {
       log(`${server.label} at ${server.url} (pid ${server.pid})`);
       result.servers.push({ kind: server.kind, label: server.label, url: server.url, pid: server.pid });
@@ -226,7 +230,7 @@ try {
       );
       // fw refuses names npm reserves for new packages (core modules such as punycode), although real
       // trees depend on them. Placed straight into storage so the installs can still be compared.
-      const names = rejected.filter((r) => server.kind === "fw" && /core module/.test(r.error));
+      const names = rejected.filter((r) => isFw(server.kind) && /core module/.test(r.error));
       if (names.length > 0) {
         writeFwCorpusPackages(
           server.storageDir as string,
@@ -420,7 +424,7 @@ try {
   if (want("publish")) {
     await phase("publish growth", async () => {
       for (const server of servers.filter((s) => s.kind !== "nginx")) {
-        const seconds = server.kind === "fw" ? options.publishMaxSeconds : options.verdaccioPublishMaxSeconds;
+        const seconds = isFw(server.kind) ? options.publishMaxSeconds : options.verdaccioPublishMaxSeconds;
         if (seconds <= 0) continue;
         const growth = await publishGrowth(server.url, tokens.get(server.kind) as string, {
           checkpoints: options.checkpoints,
@@ -482,10 +486,13 @@ try {
   await processes.stopAll();
   log("servers stopped");
   try {
-    const dir = join(workDir, "cpu-profile");
-    for (const file of options.cpuProfile && workDir && existsSync(dir) ? readdirSync(dir) : []) {
-      copyFileSync(join(dir, file), `${outBase}.fw.cpuprofile`);
-      result.cpuProfile = `${outBase}.fw.cpuprofile`;
+    for (const runtime of ["node", "bun"]) {
+      const dir = join(workDir, `cpu-profile-${runtime}`);
+      const kept = `${outBase}.${runtime === "node" ? "fw" : "fw-bun"}.cpuprofile`;
+      for (const file of options.cpuProfile && workDir && existsSync(dir) ? readdirSync(dir) : []) {
+        copyFileSync(join(dir, file), kept);
+        result.cpuProfiles = [...(result.cpuProfiles ?? []), kept];
+      }
     }
   } catch (error) {
     result.errors.push(`could not keep the CPU profile: ${(error as Error).message}`);

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import type { RegistryKind } from "./servers/types.ts";
 
 export interface BenchOptions {
   corpus: string;
@@ -29,10 +30,12 @@ export interface BenchOptions {
   allowStale: boolean;
   waitIdleSeconds: number;
   updateReadme: boolean;
-  registries: Set<"fw" | "verdaccio" | "nginx">;
+  registries: Set<RegistryKind>;
   /** Servers on the machine's last CPU, everything else on the others (`--no-pin`: off). */
   pin: boolean;
 }
+
+const REGISTRIES: RegistryKind[] = ["fw", "fw-bun", "verdaccio", "nginx"];
 
 export const PHASES = ["load", "install", "get", "publish", "popular", "proxy"] as const;
 export type Phase = (typeof PHASES)[number];
@@ -47,7 +50,8 @@ vs Verdaccio → fw). Writes <out>/<date>.json and .md.
   --tmp DIR                 scratch folder (default /dev/shm when it exists)
   --out DIR                 where results go (default bench/.runs)
   --only LIST               phases to run: ${PHASES.join(",")} (corpus loading always runs)
-  --registries LIST         fw,verdaccio,nginx (default all three)
+  --registries LIST         ${REGISTRIES.join(",")} (default all four; fw-bun is fw run by Bun,
+                            serving with Bun.serve, in every phase but the proxy one)
   --runs N                  cold installs per registry and installer, and per proxy (default 3)
   --connections N           keep-alive connections for autocannon and wrk (default 50)
   --warmup S / --seconds S  autocannon warm-up and measured seconds (default 2 / 8)
@@ -62,7 +66,7 @@ vs Verdaccio → fw). Writes <out>/<date>.json and .md.
   --popular-mb N            its full packument size in MB (default 20)
   --install-timeout S       per install (default 300)
   --max-seconds S           whole run; phases left are skipped after it (default 3600)
-  --cpu-profile             run fw with --cpu-prof; the profile lands in the results folder
+  --cpu-profile             run fw (and fw-bun) with --cpu-prof; the profiles land in the results folder
   --fw-launch cli|entry     start fw with \`fw registry start\` (default when apps/cli/dist exists)
                             or with bench's own entry script
   --fw-module FILE          benchmark this build of @fw/server/node instead of apps/server/dist
@@ -86,7 +90,7 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
       tmp: { type: "string", default: defaults.tmpDir },
       out: { type: "string", default: defaults.out },
       only: { type: "string", default: PHASES.join(",") },
-      registries: { type: "string", default: "fw,verdaccio,nginx" },
+      registries: { type: "string", default: REGISTRIES.join(",") },
       runs: { type: "string", default: "3" },
       connections: { type: "string", default: "50" },
       warmup: { type: "string", default: "2" },
@@ -131,13 +135,13 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
     if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`--only: unknown phase "${phase}"`);
   const registries = new Set(list(values.registries));
   for (const r of registries)
-    if (!["fw", "verdaccio", "nginx"].includes(r)) throw new Error(`--registries: unknown "${r}"`);
+    if (!REGISTRIES.includes(r as RegistryKind)) throw new Error(`--registries: unknown "${r}"`);
   return {
     corpus: values.corpus,
     tmpDir: values.tmp,
     out: values.out,
     only: only as Set<Phase>,
-    registries: registries as Set<"fw" | "verdaccio" | "nginx">,
+    registries: registries as Set<RegistryKind>,
     runs: number("runs", values.runs, 1),
     connections: number("connections", values.connections, 1),
     warmupSeconds: number("warmup", values.warmup),

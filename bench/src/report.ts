@@ -63,13 +63,14 @@ export interface BenchResult {
     servers: Partial<Record<RegistryKind, { peakMB: number; endMB: number; sampledMaxMB: number }>>;
   }[];
   fwCpuSeconds?: number;
-  cpuProfile?: string;
+  /** The servers' CPU profiles (`--cpu-profile`), fw on Node and fw on Bun. */
+  cpuProfiles?: string[];
   goals?: Goal[];
   warnings: string[];
   errors: string[];
 }
 
-const KINDS: RegistryKind[] = ["nginx", "verdaccio", "fw"];
+const KINDS: RegistryKind[] = ["nginx", "verdaccio", "fw", "fw-bun"];
 
 function fmt(value: number | undefined, digits = 0): string {
   if (value === undefined || !Number.isFinite(value)) return "–";
@@ -105,57 +106,72 @@ function maxGoal(what: string, target: string, value: number | undefined, max: n
   return { what, target, measured: `${fmt(value, digits)} ${unit}`, pass: value <= max };
 }
 
-/** The goals of the "Performance" part of the server issue, checked against one run. */
+/**
+ * The goals of the "Performance" part of the server issue, checked against one run: for fw on Node,
+ * then (when it ran) the same goals for fw on Bun.
+ */
 export function evaluateGoals(r: BenchResult): Goal[] {
+  const kinds = (["fw", "fw-bun"] as const).filter((k) => k === "fw" || r.servers.some((s) => s.kind === k));
+  return kinds.flatMap((kind) => goalsFor(r, kind));
+}
+
+function goalsFor(r: BenchResult, fwKind: "fw" | "fw-bun"): Goal[] {
   const goals: Goal[] = [];
+  const fwName = fwKind === "fw" ? "fw" : "fw on Bun";
   const wrk = (kind: RegistryKind, c: GetCase, auth = false) => findGet(r, kind, c, auth)?.wrk?.reqPerSec;
   for (const c of ["full", "abbreviated"] as GetCase[]) {
     goals.push(
-      ratioGoal(`GET ${c} packument, fw vs nginx (wrk req/s)`, "≥ 0.35×", wrk("fw", c), wrk("nginx", c), 0.35),
+      ratioGoal(`GET ${c} packument, ${fwName} vs nginx (wrk req/s)`, "≥ 0.35×", wrk(fwKind, c), wrk("nginx", c), 0.35),
     );
     goals.push(
-      ratioGoal(`GET ${c} packument, fw vs Verdaccio (wrk req/s)`, "≥ 25×", wrk("fw", c), wrk("verdaccio", c), 25),
+      ratioGoal(
+        `GET ${c} packument, ${fwName} vs Verdaccio (wrk req/s)`,
+        "≥ 25×",
+        wrk(fwKind, c),
+        wrk("verdaccio", c),
+        25,
+      ),
     );
   }
   for (const c of ["full", "abbreviated", "tarball"] as GetCase[]) {
     goals.push(
       ratioGoal(
-        `GET ${c}, fw authenticated vs anonymous (wrk req/s)`,
+        `GET ${c}, ${fwName} authenticated vs anonymous (wrk req/s)`,
         "≥ 0.90×",
-        wrk("fw", c, true),
-        wrk("fw", c),
+        wrk(fwKind, c, true),
+        wrk(fwKind, c),
         0.9,
       ),
     );
   }
   const mbps = (kind: RegistryKind) => findGet(r, kind, "tarball", false)?.wrk?.MBps;
-  goals.push(ratioGoal("GET tarball, fw vs nginx (wrk MB/s)", "≥ 0.3×", mbps("fw"), mbps("nginx"), 0.3));
+  goals.push(ratioGoal(`GET tarball, ${fwName} vs nginx (wrk MB/s)`, "≥ 0.3×", mbps(fwKind), mbps("nginx"), 0.3));
   const install = (installer: Installer, kind: RegistryKind) =>
     r.installs.find((i) => i.installer === installer && i.kind === kind)?.medianSeconds;
   for (const [installer, limit] of [
     ["npm", 1.05],
     ["pnpm", 1.1],
   ] as const) {
-    const fw = install(installer, "fw");
+    const fw = install(installer, fwKind);
     const nginx = install(installer, "nginx");
     const label = installer === "npm" ? "cold npm ci" : "cold pnpm install --frozen-lockfile";
     if (fw === undefined || nginx === undefined || !Number.isFinite(fw) || !Number.isFinite(nginx)) {
       goals.push({
-        what: `${label}, fw vs nginx (median s)`,
+        what: `${label}, ${fwName} vs nginx (median s)`,
         target: `≤ ${limit}×`,
         measured: "not measured",
         pass: null,
       });
     } else {
       goals.push({
-        what: `${label}, fw vs nginx (median s)`,
+        what: `${label}, ${fwName} vs nginx (median s)`,
         target: `≤ ${limit}×`,
         measured: `${fmt(fw / nginx, 2)}× (${fmt(fw, 2)} s vs ${fmt(nginx, 2)} s)`,
         pass: fw / nginx <= limit,
       });
     }
   }
-  const growth = r.publish.find((p) => p.kind === "fw");
+  const growth = r.publish.find((p) => p.kind === fwKind);
   for (const [existing, limit] of [
     [1, 5],
     [500, 10],
@@ -164,7 +180,7 @@ export function evaluateGoals(r: BenchResult): Goal[] {
     const point = growth?.points.find((p) => p.existing === existing);
     goals.push(
       maxGoal(
-        `publish with ${existing.toLocaleString("en-US")} existing version${existing === 1 ? "" : "s"} (p50)`,
+        `${fwName === "fw" ? "" : "fw on Bun: "}publish with ${existing.toLocaleString("en-US")} existing version${existing === 1 ? "" : "s"} (p50)`,
         `≤ ${limit} ms`,
         point?.latencyMs.p50,
         limit,
@@ -172,13 +188,13 @@ export function evaluateGoals(r: BenchResult): Goal[] {
       ),
     );
   }
-  const peaks = r.memory.map((m) => m.servers.fw?.peakMB).filter((x): x is number => x !== undefined);
+  const peaks = r.memory.map((m) => m.servers[fwKind]?.peakMB).filter((x): x is number => x !== undefined);
   const peakPhase = r.memory.reduce<{ phase: string; mb: number } | undefined>((best, m) => {
-    const mb = m.servers.fw?.peakMB;
+    const mb = m.servers[fwKind]?.peakMB;
     return mb !== undefined && (!best || mb > best.mb) ? { phase: m.phase, mb } : best;
   }, undefined);
   const peakGoal = maxGoal(
-    "fw peak RSS, any phase",
+    `${fwName} peak RSS, any phase`,
     "≤ 150 MB",
     peaks.length > 0 ? Math.max(...peaks) : undefined,
     150,

@@ -5,7 +5,7 @@ import type { FullPackument, Manifest } from "../packument.ts";
 import { publishOk } from "../registry-api.ts";
 import { writeFwPackument, writeVerdaccioPackument } from "../seed.ts";
 import { writeStaticPackument } from "../servers/nginx.ts";
-import type { RunningServer } from "../servers/types.ts";
+import { isFw, type RunningServer } from "../servers/types.ts";
 import { type Stats, stats } from "../stats.ts";
 import { smallPublishDoc } from "../synthetic.ts";
 import { ABBREVIATED_ACCEPT } from "./http-load.ts";
@@ -35,7 +35,7 @@ export interface PopularResult {
  * the API would take many minutes (every publish rewrites the whole document) and measure nothing new.
  */
 export function seedPopular(server: RunningServer & { root?: string }, doc: FullPackument, maintainer: string): void {
-  if (server.kind === "fw") writeFwPackument(server.storageDir as string, doc, maintainer);
+  if (isFw(server.kind)) writeFwPackument(server.storageDir as string, doc, maintainer);
   else if (server.kind === "verdaccio") writeVerdaccioPackument(server.storageDir as string, doc, server.url);
   else {
     const versions: Record<string, Manifest> = {};

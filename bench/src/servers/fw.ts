@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Processes } from "../procs.ts";
@@ -33,6 +34,19 @@ export function fwVersion(): { label: string; commit: string } {
     // not a git checkout
   }
   return { label: `fw ${version} (${commit})`, commit };
+}
+
+/** The `bun` package the workspace installs (apps/server's e2e tests run on it too). */
+export function bunBinary(): string {
+  return join(
+    dirname(createRequire(join(serverPackage, "package.json")).resolve("bun/package.json")),
+    "bin",
+    "bun.exe",
+  );
+}
+
+function bunVersion(): string {
+  return execFileSync(bunBinary(), ["--version"], { encoding: "utf8" }).trim();
 }
 
 function newestMtime(dir: string): number {
@@ -69,7 +83,9 @@ export async function startFw(
     launch: FwLaunch;
     /** Extra top-level config keys, e.g. `uplinks` and `packages` for a proxy. */
     extraConfig?: Record<string, unknown>;
-    /** Name of the process in the bench's logs (default "fw"). */
+    /** "bun": run by Bun (which serves with `Bun.serve`) instead of this Node. Default "node". */
+    runtime?: "node" | "bun";
+    /** Name of the process in the bench's logs (default "fw", or "fw-bun"). */
     name?: string;
   },
 ): Promise<RunningServer> {
@@ -87,12 +103,15 @@ export async function startFw(
       ...options.extraConfig,
     }),
   );
+  const bun = options.runtime === "bun";
+  // Bun takes the same profiler flags as Node.
   const nodeArgs = options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
   const script =
     options.launch === "cli"
       ? [cliEntry, "registry", "start", "--config", configFile, "--json"]
       : [join(here, "fw-entry.ts"), configFile];
-  const child = processes.startServer(options.name ?? "fw", process.execPath, [...nodeArgs, ...script], {
+  const name = options.name ?? (bun ? "fw-bun" : "fw");
+  const child = processes.startServer(name, bun ? bunBinary() : process.execPath, [...nodeArgs, ...script], {
     cwd: options.workDir,
     // fw waits for open connections for up to 30 s before it exits; the CPU profile is written then
     graceMs: 40_000,
@@ -103,9 +122,9 @@ export async function startFw(
     },
   });
   const logTail = tail(child.stderr);
-  const url = await waitForUrlLine(child, 30_000, options.name ?? "fw", logTail);
+  const url = await waitForUrlLine(child, 30_000, name, logTail);
   tail(child.stdout);
   const pid = child.pid as number;
-  const label = `${options.serverModule ? `fw (${options.serverModule})` : fwVersion().label}${options.launch === "cli" ? ", fw registry start" : ""}`;
-  return { kind: "fw", label, url, pid, pids: () => [pid], storageDir: storage, logTail };
+  const label = `${options.serverModule ? `fw (${options.serverModule})` : fwVersion().label}${options.launch === "cli" ? ", fw registry start" : ""}${bun ? ` on Bun ${bunVersion()}` : ""}`;
+  return { kind: bun ? "fw-bun" : "fw", label, url, pid, pids: () => [pid], storageDir: storage, logTail };
 }

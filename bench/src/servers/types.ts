@@ -1,4 +1,7 @@
-export type RegistryKind = "fw" | "verdaccio" | "nginx";
+export type RegistryKind = "fw" | "fw-bun" | "verdaccio" | "nginx";
+
+/** fw itself, on Node ("fw") or on Bun ("fw-bun"): the same build, the same storage layout. */
+export const isFw = (kind: RegistryKind): boolean => kind === "fw" || kind === "fw-bun";
 
 /** A registry under test, running as processes this benchmark started. */
 export interface RunningServer {

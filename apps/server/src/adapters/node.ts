@@ -9,6 +9,7 @@ import { createRegistry, type Registry } from "../app.js";
 import type { FwConfig } from "../config/index.js";
 import type { Logger } from "../context.js";
 import { Metrics } from "../services/metrics.js";
+import { BUN_IDLE_TIMEOUT_SECONDS, bunServe, createBunFetch } from "./bun.js";
 
 /**
  * The storage driver a config names. The S3 driver (and the AWS SDK behind it, ~30 MB of memory) is
@@ -78,7 +79,8 @@ export function createNodeListener(registry: Registry): (req: IncomingMessage, r
 
 export interface RunningRegistry {
   url: string;
-  server: Server;
+  /** The `node:http` server; `undefined` on Bun, which serves with `Bun.serve`. */
+  server: Server | undefined;
   registry: Registry;
   /** Stops accepting connections, lets in-flight requests finish, then resolves. */
   close(): Promise<void>;
@@ -123,17 +125,14 @@ export async function resolveConfigSecrets(config: FwConfig): Promise<FwConfig> 
   }
 }
 
-/** Starts the registry on `config.listen` (port 0 picks a free port) and resolves when it listens. */
-export async function startRegistry(input: FwConfig, options: StartOptions = {}): Promise<RunningRegistry> {
-  const config = await resolveConfigSecrets(input);
-  const logger = options.logger ?? (await createLogger(config));
-  const storage = options.storage ?? (await storageFromConfig(config));
-  const registry = createRegistry(config, {
-    storage,
-    logger,
-    metrics: new Metrics({ processMetrics: true }),
-    ...(options.basePath && { basePath: options.basePath }),
-  });
+interface Listening {
+  url: string;
+  server: Server | undefined;
+  /** Stops accepting connections and resolves once in-flight requests are answered. */
+  stop(): Promise<void>;
+}
+
+async function listenWithNode(registry: Registry, config: FwConfig, basePath: string): Promise<Listening> {
   const server = createServer(createNodeListener(registry));
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -147,10 +146,8 @@ export async function startRegistry(input: FwConfig, options: StartOptions = {})
   });
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}${options.basePath ?? ""}`;
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= new Promise<void>((resolve) => {
+  const stop = () =>
+    new Promise<void>((resolve) => {
       // Keep-alive connections that finish their in-flight response become idle afterwards; close
       // them as they do instead of waiting out the keep-alive timeout.
       const sweep = setInterval(() => server.closeIdleConnections(), 100);
@@ -159,7 +156,55 @@ export async function startRegistry(input: FwConfig, options: StartOptions = {})
         resolve();
       });
       server.closeIdleConnections();
-    })
+    });
+  return { url: `http://${host}:${address.port}${basePath}`, server, stop };
+}
+
+/**
+ * On Bun: `Bun.serve`, which answers several times more small requests per second than Bun's `node:http`
+ * (and Node's). Body size stays fw's to enforce (an npm-style 413), so Bun's own cap is lifted.
+ */
+function listenWithBun(registry: Registry, config: FwConfig, basePath: string): Listening {
+  const serve = bunServe() as NonNullable<ReturnType<typeof bunServe>>;
+  const server = serve({
+    hostname: config.listen.host,
+    port: config.listen.port,
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    idleTimeout: BUN_IDLE_TIMEOUT_SECONDS,
+    development: false,
+    fetch: createBunFetch(registry),
+    error: (error) => {
+      registry.services.logger.error("unhandled error", { error: error.message });
+      return Response.json({ error: "internal server error" }, { status: 500 });
+    },
+  });
+  const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
+  return {
+    url: `http://${host}:${server.port}${basePath}`,
+    server: undefined,
+    stop: async () => void (await server.stop(false)),
+  };
+}
+
+/** Starts the registry on `config.listen` (port 0 picks a free port) and resolves when it listens. */
+export async function startRegistry(input: FwConfig, options: StartOptions = {}): Promise<RunningRegistry> {
+  const config = await resolveConfigSecrets(input);
+  const logger = options.logger ?? (await createLogger(config));
+  const storage = options.storage ?? (await storageFromConfig(config));
+  const registry = createRegistry(config, {
+    storage,
+    logger,
+    metrics: new Metrics({ processMetrics: true }),
+    ...(options.basePath && { basePath: options.basePath }),
+  });
+  const listening = bunServe()
+    ? listenWithBun(registry, config, options.basePath ?? "")
+    : await listenWithNode(registry, config, options.basePath ?? "");
+  const { url, server } = listening;
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= listening
+      .stop()
       .then(() => registry.close())
       .then(() => storage.dispose?.());
     return closing;

@@ -1,4 +1,4 @@
-/** The registry itself running under Bun (not Node), driven by npm and `bun install`. */
+/** The registry itself running under Bun (serving with `Bun.serve`, not Node), driven by npm and `bun install`. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -71,6 +71,34 @@ it("serves npm publish and bun install while running on Bun", async () => {
   const ran = await sandbox.bun(["-e", "console.log(require('bun-lib'))"], project);
   expect(ran.stdout.trim()).toBe("bun-lib@1.0.0");
   expect(log).not.toMatch(/"level":50|error/i);
+});
+
+it("answers cached reads from Bun.serve as Node does: gzip, ETag and 304, HEAD lengths, scoped names, 404s", async () => {
+  // bun-lib was published and installed above, so its packument and tarball are cached (the fast path).
+  const first = await fetch(`${url}/bun-lib`, { headers: { "accept-encoding": "gzip" } });
+  expect(first.status).toBe(200);
+  expect(first.headers.get("content-encoding")).toBe("gzip");
+  expect(first.headers.get("vary")).toBe("Accept, Accept-Encoding");
+  // Bun.serve, not Bun's node:http (which, like Node's, announces "keep-alive: timeout=65").
+  expect(first.headers.get("keep-alive")).toBeNull();
+  const etag = first.headers.get("etag") as string;
+  const doc = (await first.json()) as { versions: Record<string, { dist: { tarball: string } }> };
+  const tarball = doc.versions["1.0.0"]?.dist.tarball as string;
+  expect(tarball).toBe(`${url}/bun-lib/-/bun-lib-1.0.0.tgz`);
+  expect((await fetch(`${url}/bun-lib`, { headers: { "if-none-match": etag } })).status).toBe(304);
+  const got = await fetch(tarball);
+  const bytes = new Uint8Array(await got.arrayBuffer());
+  const head = await fetch(tarball, { method: "HEAD" });
+  expect(head.status).toBe(200);
+  expect(head.headers.get("content-length")).toBe(String(bytes.byteLength));
+  const scoped = await fetch(`${url}/@bun%2fapp`, { headers: { accept: "application/vnd.npm.install-v1+json" } });
+  expect(scoped.status).toBe(200);
+  expect(Object.keys(((await scoped.json()) as { versions: object }).versions)).toEqual(["0.1.0"]);
+  const missing = await fetch(`${url}/no-such-package`);
+  expect(missing.status).toBe(404);
+  expect(await missing.json()).toEqual({ error: expect.stringContaining("not found") });
+  const anonymous = await fetch(`${url}/-/whoami`);
+  expect(anonymous.status).toBe(401);
 });
 
 it("shuts down cleanly on SIGTERM", async () => {
