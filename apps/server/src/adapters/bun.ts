@@ -37,10 +37,17 @@ export function createBunFetch(
   const { metrics } = registry.services;
   return (request, server) => {
     const started = performance.now();
-    const clientIp = registry.clientIp(
-      server.requestIP(request)?.address,
-      request.headers.get("x-forwarded-for") ?? undefined,
-    );
+    // Asked for only when needed: server.requestIP() took 17 % of a cached read's time in a profile.
+    let clientIp: string | undefined | null = null;
+    const ip = () => {
+      if (clientIp === null) {
+        clientIp = registry.clientIp(
+          server.requestIP(request)?.address,
+          request.headers.get("x-forwarded-for") ?? undefined,
+        );
+      }
+      return clientIp;
+    };
     // Bun's request.url is absolute (origin from the Host header); the fast path wants the path as sent.
     const url = request.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
@@ -49,9 +56,9 @@ export function createBunFetch(
       url: pathStart < 0 ? "/" : url.slice(pathStart),
       origin: pathStart < 0 ? url : url.slice(0, pathStart),
       header: (name) => request.headers.get(name) ?? undefined,
-      clientIp,
+      clientIp: ip,
     });
-    if (!fast) return registry.fetch(request, { clientIp });
+    if (!fast) return registry.fetch(request, { clientIp: ip() });
     const response = new Response(fast.body as Uint8Array<ArrayBuffer> | null, {
       status: fast.status,
       headers: fast.headers,

@@ -68,7 +68,7 @@ export function createNodeListener(registry: Registry): (req: IncomingMessage, r
         const value = req.headers[name];
         return Array.isArray(value) ? value.join(", ") : value;
       },
-      clientIp: registry.clientIp(req.socket.remoteAddress, forwardedFor(req)),
+      clientIp: () => registry.clientIp(req.socket.remoteAddress, forwardedFor(req)),
     });
     if (!fast) return void viaFetch(req, res);
     res.writeHead(fast.status, fast.headers);

@@ -181,7 +181,11 @@ export interface FastReadRequest {
   /** `http://host[:port]` of the request, for links when no `publicUrl` is configured. */
   origin: string;
   header(name: string): string | undefined;
-  clientIp?: string;
+  /**
+   * The client's address, or a function computing it: asked only for a token restricted to IP ranges
+   * (finding the address costs more than the rest of a cached read on Bun).
+   */
+  clientIp?: string | (() => string | undefined);
 }
 
 // Only plain package paths: anything with other escapes, a query or more segments takes the full route.

@@ -151,13 +151,16 @@ export class UsersService {
    * The identity behind a token when a recent verification is cached and still holds, without
    * waiting; `undefined` otherwise (the caller then takes `resolveToken`, which also produces the errors).
    */
-  cachedIdentity(token: string, clientIp: string | undefined): Identity | undefined {
+  cachedIdentity(token: string, clientIp: string | undefined | (() => string | undefined)): Identity | undefined {
     if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return undefined;
     const hit = this.verified.get(sha256(token));
     if (!hit || Date.now() - hit.at >= this.tokenCacheMs) return undefined;
     const expiry = tokenExpiry(hit.record);
     if (expiry && expiry.at <= Date.now()) return undefined;
-    if (!ipAllowed(clientIp, hit.record.cidr_whitelist)) return undefined;
+    const ranges = hit.record.cidr_whitelist;
+    if (ranges.length > 0 && !ipAllowed(typeof clientIp === "function" ? clientIp() : clientIp, ranges)) {
+      return undefined;
+    }
     return hit.identity;
   }
 
