@@ -52,6 +52,21 @@ describe("goals", () => {
     expect(goals.find((g) => g.what === "GET full packument, fw vs Verdaccio (wrk req/s)")?.pass).toBe(true);
   });
 
+  it("checks the same goals for fw on Bun when it ran, on its own numbers", () => {
+    const gets = [
+      get("fw", "full", false, 20_000),
+      get("fw-bun", "full", false, 40_000),
+      get("verdaccio", "full", false, 1_000),
+    ];
+    const without = evaluateGoals(result({ gets }));
+    expect(without.some((g) => g.what.includes("fw on Bun"))).toBe(false);
+    const servers = [{ kind: "fw-bun" as const, label: "fw on Bun", url: "", pid: 1 }];
+    const goals = evaluateGoals(result({ gets, servers }));
+    expect(goals.find((g) => g.what === "GET full packument, fw vs Verdaccio (wrk req/s)")?.pass).toBe(false);
+    const bun = goals.find((g) => g.what === "GET full packument, fw on Bun vs Verdaccio (wrk req/s)");
+    expect(bun).toMatchObject({ pass: true, measured: "40.00× (40,000 vs 1,000)" });
+  });
+
   it("reports goals whose phase did not run as not measured", () => {
     const goals = evaluateGoals(result({}));
     expect(goals.every((g) => g.pass === null && g.measured === "not measured")).toBe(true);
