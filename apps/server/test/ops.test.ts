@@ -205,6 +205,7 @@ describe("/-/metrics", () => {
   it("counts fast-path responses, cache lookups, CAS retries, storage and upstream errors", async () => {
     const metrics = new Metrics();
     metrics.observeFastRead("GET", "packument", 200, 0.0002);
+    metrics.observeFastRead("GET", "packument", 304, 0.003);
     metrics.observeFastRead("HEAD", "tarball", 304, 0.0001);
     for (const result of ["hit", "hit", "hit", "revalidated", "miss"] as const) metrics.cacheLookup(result);
     metrics.upstreamError("npmjs", "timeout");
@@ -225,9 +226,32 @@ describe("/-/metrics", () => {
 
     const text = await scrape(metrics);
     expect(sample(text, "fw_http_requests_total", { method: "GET", route: "/:package", status: "200" })).toBe(1);
+    expect(sample(text, "fw_http_requests_total", { method: "GET", route: "/:package", status: "304" })).toBe(1);
     expect(
       sample(text, "fw_http_requests_total", { method: "HEAD", route: "/:package/-/:tarball", status: "304" }),
     ).toBe(1);
+    // The latency histogram is per method and route (both statuses), its buckets cumulative.
+    expect(text).toContain("# TYPE fw_http_request_duration_seconds histogram");
+    const packumentLatency = (name: string, le?: string) =>
+      sample(text, `fw_http_request_duration_seconds${name}`, {
+        method: "GET",
+        route: "/:package",
+        ...(le !== undefined && { le }),
+      });
+    expect(packumentLatency("_bucket", "0.0005")).toBe(1);
+    expect(packumentLatency("_bucket", "0.001")).toBe(1);
+    expect(packumentLatency("_bucket", "0.005")).toBe(2);
+    expect(packumentLatency("_bucket", "+Inf")).toBe(2);
+    expect(packumentLatency("_count")).toBe(2);
+    expect(packumentLatency("_sum")).toBeCloseTo(0.0032, 9);
+    // The same numbers through prom-client's JSON form (what its cluster aggregator merges), and reset.
+    const json = await metrics.registry.getMetricsAsJSON();
+    expect(json.find((metric) => metric.name === "fw_http_requests_total")?.values).toContainEqual({
+      value: 1,
+      labels: { method: "HEAD", route: "/:package/-/:tarball", status: "304" },
+    });
+    metrics.registry.resetMetrics();
+    expect(sample(await scrape(metrics), "fw_http_request_duration_seconds_count", { method: "GET" })).toBeUndefined();
     expect(sample(text, "fw_packument_cache_lookups_total", { result: "hit" })).toBe(3);
     expect(sample(text, "fw_packument_cache_hit_ratio", {})).toBe(0.8);
     expect(sample(text, "fw_upstream_errors_total", { upstream: "npmjs", reason: "timeout" })).toBe(1);
