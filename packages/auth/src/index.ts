@@ -92,7 +92,7 @@ export {
   SPECIAL_PRINCIPALS,
 } from "./policy.js";
 export { isSealed, SecretSealer } from "./seal.js";
-export { constantTimeEqual } from "./secrets.js";
+export { constantTimeEqual, sha256Hex } from "./secrets.js";
 export {
   type CreateTokenOptions,
   describeToken,

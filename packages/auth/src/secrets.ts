@@ -1,8 +1,15 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 
-/** SHA-256 hex. Only for high-entropy secrets (tokens, recovery codes): a fast hash is safe for those. */
+/** Bun's native SHA-256, when running on Bun: its `node:crypto` hash took ~4 % of a cached authenticated read. */
+const bunSha256 = (globalThis as { Bun?: { SHA256?: { hash(input: string, encoding: "hex"): string } } }).Bun?.SHA256;
+
+/**
+ * SHA-256 hex. Only for high-entropy secrets (tokens, recovery codes): a fast hash is safe for those.
+ * Every authenticated request hashes its token once, to look it up.
+ */
 export function sha256Hex(value: string): string {
-  return hash("sha256", value, "hex");
+  // crypto.hash is the one-shot form, a third of createHash()'s cost.
+  return bunSha256 ? bunSha256.hash(value, "hex") : hash("sha256", value, "hex");
 }
 
 /**

@@ -37,14 +37,12 @@ export function createBunFetch(
   const { metrics } = registry.services;
   return (request, server) => {
     const started = performance.now();
+    const headers = request.headers;
     // Asked for only when needed: server.requestIP() took 17 % of a cached read's time in a profile.
     let clientIp: string | undefined | null = null;
     const ip = () => {
       if (clientIp === null) {
-        clientIp = registry.clientIp(
-          server.requestIP(request)?.address,
-          request.headers.get("x-forwarded-for") ?? undefined,
-        );
+        clientIp = registry.clientIp(server.requestIP(request)?.address, headers.get("x-forwarded-for") ?? undefined);
       }
       return clientIp;
     };
@@ -55,7 +53,7 @@ export function createBunFetch(
       method: request.method,
       url: pathStart < 0 ? "/" : url.slice(pathStart),
       origin: pathStart < 0 ? url : url.slice(0, pathStart),
-      header: (name) => request.headers.get(name) ?? undefined,
+      header: (name) => headers.get(name) ?? undefined,
       clientIp: ip,
     });
     if (!fast) return registry.fetch(request, { clientIp: ip() });

@@ -7,6 +7,7 @@ import { parsePackagePath } from "../npm/names.js";
 
 /** How a packument lookup was answered: from memory, from memory after a HEAD, or by reading storage. */
 export type CacheLookup = "hit" | "revalidated" | "miss";
+const CACHE_LOOKUPS: readonly CacheLookup[] = ["hit", "revalidated", "miss"];
 
 export interface MetricsOptions {
   /**
@@ -95,6 +96,8 @@ export class Metrics {
    */
   private readonly requests = new RequestTally(LATENCY_BUCKETS);
   readonly cacheLookups: Counter<"result">;
+  /** Lookups since the last scrape, added to `cacheLookups` when it is collected. */
+  private readonly pendingLookups: Record<CacheLookup, number> = { hit: 0, revalidated: 0, miss: 0 };
   /** Conditional writes of documents refused because another writer changed them first (each is retried). */
   readonly casRetries: Counter<"document">;
   /** Storage calls that failed, other than refused conditional writes (those are the CAS retries). */
@@ -106,11 +109,19 @@ export class Metrics {
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
     for (const metric of this.requests.metrics()) this.registry.registerMetric(metric);
+    const pendingLookups = this.pendingLookups;
     this.cacheLookups = new Counter({
       name: "fw_packument_cache_lookups_total",
       help: "Packument cache lookups: hit (memory), revalidated (memory after a storage HEAD), miss (storage read).",
       labelNames: ["result"],
       registers,
+      // Lookups are tallied in plain numbers (one per cached read) and added here, when scraped.
+      collect() {
+        for (const result of CACHE_LOOKUPS) {
+          this.inc({ result }, pendingLookups[result]);
+          pendingLookups[result] = 0;
+        }
+      },
     });
     const lookups = this.cacheLookups;
     new Gauge({
@@ -153,7 +164,6 @@ export class Metrics {
       labelNames: ["upstream", "reason"],
       registers,
     });
-    for (const result of ["hit", "revalidated", "miss"] as const) this.cacheLookups.inc({ result }, 0);
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: "fw_" });
   }
 
@@ -176,7 +186,7 @@ export class Metrics {
   }
 
   cacheLookup(result: CacheLookup): void {
-    this.cacheLookups.inc({ result });
+    this.pendingLookups[result] += 1;
   }
 
   upstreamError(upstream: string, reason: string): void {
@@ -269,17 +279,29 @@ interface Sample {
  * `name`, `help`, `type`, `aggregator`, `get()` and `reset()` of them, in the shape its `get()` returns.
  */
 class RequestTally {
-  private readonly series = new Map<string, RequestSeries>();
+  /** Series by route, method and status: lookups by the strings and number as given, no key to build. */
+  private readonly index = new Map<string, Map<string, Map<number, RequestSeries>>>();
+  private readonly series: RequestSeries[] = [];
 
   constructor(private readonly bounds: readonly number[]) {}
 
   observe(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method} ${status} ${route}`;
-    let series = this.series.get(key);
+    let byMethod = this.index.get(route);
+    if (!byMethod) {
+      byMethod = new Map();
+      this.index.set(route, byMethod);
+    }
+    let byStatus = byMethod.get(method);
+    if (!byStatus) {
+      byStatus = new Map();
+      byMethod.set(method, byStatus);
+    }
+    let series = byStatus.get(status);
     if (!series) {
       series = { method, route, status: String(status), count: 0, sum: 0, buckets: this.bounds.map(() => 0) };
       series.buckets.push(0);
-      this.series.set(key, series);
+      byStatus.set(status, series);
+      this.series.push(series);
     }
     series.count += 1;
     series.sum += seconds;
@@ -288,8 +310,13 @@ class RequestTally {
     (series.buckets[bucket] as number) += 1;
   }
 
+  private reset(): void {
+    this.index.clear();
+    this.series.length = 0;
+  }
+
   metrics(): Metric[] {
-    const reset = () => this.series.clear();
+    const reset = () => this.reset();
     const counter = {
       name: "fw_http_requests_total",
       help: "HTTP responses by method, route pattern and status code.",
@@ -311,7 +338,7 @@ class RequestTally {
   }
 
   private counterSamples(): Sample[] {
-    return [...this.series.values()].map(({ method, route, status, count }) => ({
+    return this.series.map(({ method, route, status, count }) => ({
       value: count,
       labels: { method, route, status },
     }));
@@ -320,7 +347,7 @@ class RequestTally {
   /** Cumulative `_bucket` samples, `+Inf`, `_sum` and `_count` per method and route (statuses added up). */
   private histogramSamples(name: string): Sample[] {
     const byRoute = new Map<string, { method: string; route: string; count: number; sum: number; buckets: number[] }>();
-    for (const series of this.series.values()) {
+    for (const series of this.series) {
       const key = `${series.method} ${series.route}`;
       let merged = byRoute.get(key);
       if (!merged) {

@@ -1,9 +1,9 @@
-import { hash } from "node:crypto";
 import {
   type CreateTokenOptions,
   identityFor,
   ipAllowed,
   type Policy,
+  sha256Hex,
   TOKEN_PREFIX,
   type TokenRecord,
   TokenStore,
@@ -48,9 +48,6 @@ interface Verified {
   record: TokenRecord;
   at: number;
 }
-
-// crypto.hash is the one-shot form: a third of createHash()'s cost on the per-request token lookup.
-const sha256 = (text: string) => hash("sha256", text, "hex");
 
 /**
  * The registry's accounts and tokens: `@fw/auth`'s UserStore and TokenStore, plus the small
@@ -143,7 +140,7 @@ export class UsersService {
 
   /** Revokes the token itself (logout). Unknown tokens are not an error: the outcome is the same. */
   async revokeTokenValue(token: string): Promise<boolean> {
-    this.verified.delete(sha256(token));
+    this.verified.delete(sha256Hex(token));
     return (await this.tokens.revokeValue(token)) !== null;
   }
 
@@ -153,7 +150,7 @@ export class UsersService {
    */
   cachedIdentity(token: string, clientIp: string | undefined | (() => string | undefined)): Identity | undefined {
     if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return undefined;
-    const hit = this.verified.get(sha256(token));
+    const hit = this.verified.get(sha256Hex(token));
     if (!hit || Date.now() - hit.at >= this.tokenCacheMs) return undefined;
     const expiry = tokenExpiry(hit.record);
     if (expiry && expiry.at <= Date.now()) return undefined;

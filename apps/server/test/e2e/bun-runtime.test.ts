@@ -4,10 +4,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fsDriver } from "@fw/storage-r2/fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { createRegistry } from "../../src/app.js";
 import { BUN, userSandbox } from "../helpers/clients.js";
 import { installedVersion } from "../helpers/core-suite.js";
 import { writePackage } from "../helpers/packages.js";
+import { testConfig } from "../helpers/registry.js";
 
 const ENTRY = fileURLToPath(new URL("../fixtures/bun-server.ts", import.meta.url));
 let server: ChildProcess;
@@ -99,6 +102,25 @@ it("answers cached reads from Bun.serve as Node does: gzip, ETag and 304, HEAD l
   expect(await missing.json()).toEqual({ error: expect.stringContaining("not found") });
   const anonymous = await fetch(`${url}/-/whoami`);
   expect(anonymous.status).toBe(401);
+});
+
+it("accepts a token that a Node process created in the same storage (replicas on both runtimes)", async () => {
+  // Tokens are stored as SHA-256 hashes; on Bun fw hashes with Bun's own SHA-256, on Node with node:crypto.
+  const node = createRegistry(testConfig(storage), { storage: fsDriver({ root: storage, fsync: false }) });
+  try {
+    await node.services.users.store.create("noder", "noder password 1");
+    const { token } = await node.services.users.createToken("noder", {});
+    for (const round of [1, 2]) {
+      // The second request takes the cached-token path (a hash lookup only).
+      const whoami = await fetch(`${url}/-/whoami`, { headers: { authorization: `Bearer ${token}` } });
+      expect(whoami.status, `round ${round}`).toBe(200);
+      expect(await whoami.json()).toEqual({ username: "noder" });
+    }
+    const forged = await fetch(`${url}/-/whoami`, { headers: { authorization: `Bearer ${token.slice(0, -2)}xx` } });
+    expect(forged.status).toBe(401);
+  } finally {
+    await node.close();
+  }
 });
 
 it("shuts down cleanly on SIGTERM", async () => {
