@@ -206,6 +206,7 @@ try {
           serverModule: options.fwModule,
           launch: options.fwLaunch ?? defaultLaunch(options.fwModule),
           runtime,
+          ...(runtime === "bun" && { runtimeArgs: options.bunArgs }),
         }),
       );
     }

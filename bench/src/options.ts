@@ -23,6 +23,8 @@ export interface BenchOptions {
   installTimeoutSeconds: number;
   maxSeconds: number;
   cpuProfile: boolean;
+  /** Flags for the Bun binary that runs fw-bun, before the script (e.g. `--smol`). */
+  bunArgs: string[];
   /** Another build of `@fw/server/node` to benchmark instead of apps/server/dist. */
   fwModule?: string | undefined;
   /** "cli" = `fw registry start` (the default once apps/cli is built), "entry" = bench's own entry script. */
@@ -67,6 +69,7 @@ vs Verdaccio → fw). Writes <out>/<date>.json and .md.
   --install-timeout S       per install (default 300)
   --max-seconds S           whole run; phases left are skipped after it (default 3600)
   --cpu-profile             run fw (and fw-bun) with --cpu-prof; the profiles land in the results folder
+  --bun-args ARGS           flags for Bun when it runs fw-bun, space-separated (e.g. "--smol")
   --fw-launch cli|entry     start fw with \`fw registry start\` (default when apps/cli/dist exists)
                             or with bench's own entry script
   --fw-module FILE          benchmark this build of @fw/server/node instead of apps/server/dist
@@ -107,6 +110,7 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
       "install-timeout": { type: "string", default: "300" },
       "max-seconds": { type: "string", default: "3600" },
       "cpu-profile": { type: "boolean", default: false },
+      "bun-args": { type: "string", default: "" },
       "allow-stale": { type: "boolean", default: false },
       "fw-module": { type: "string" },
       "fw-launch": { type: "string" },
@@ -158,6 +162,7 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
     installTimeoutSeconds: number("install-timeout", values["install-timeout"], 1),
     maxSeconds: number("max-seconds", values["max-seconds"], 1),
     cpuProfile: values["cpu-profile"],
+    bunArgs: values["bun-args"].split(/\s+/).filter(Boolean),
     allowStale: values["allow-stale"],
     fwModule: values["fw-module"],
     fwLaunch: parseLaunch(values["fw-launch"]),

@@ -85,6 +85,8 @@ export async function startFw(
     extraConfig?: Record<string, unknown>;
     /** "bun": run by Bun (which serves with `Bun.serve`) instead of this Node. Default "node". */
     runtime?: "node" | "bun";
+    /** Flags for the runtime, before the script (e.g. Bun's `--smol`). */
+    runtimeArgs?: string[];
     /** Name of the process in the bench's logs (default "fw", or "fw-bun"). */
     name?: string;
   },
@@ -105,7 +107,10 @@ export async function startFw(
   );
   const bun = options.runtime === "bun";
   // Bun takes the same profiler flags as Node.
-  const nodeArgs = options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  const nodeArgs = [
+    ...(options.runtimeArgs ?? []),
+    ...(options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : []),
+  ];
   const script =
     options.launch === "cli"
       ? [cliEntry, "registry", "start", "--config", configFile, "--json"]
@@ -125,6 +130,6 @@ export async function startFw(
   const url = await waitForUrlLine(child, 30_000, name, logTail);
   tail(child.stdout);
   const pid = child.pid as number;
-  const label = `${options.serverModule ? `fw (${options.serverModule})` : fwVersion().label}${options.launch === "cli" ? ", fw registry start" : ""}${bun ? ` on Bun ${bunVersion()}` : ""}`;
+  const label = `${options.serverModule ? `fw (${options.serverModule})` : fwVersion().label}${options.launch === "cli" ? ", fw registry start" : ""}${bun ? ` on Bun ${bunVersion()}` : ""}${options.runtimeArgs?.length ? ` ${options.runtimeArgs.join(" ")}` : ""}`;
   return { kind: bun ? "fw-bun" : "fw", label, url, pid, pids: () => [pid], storageDir: storage, logTail };
 }
