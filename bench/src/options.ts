@@ -54,7 +54,7 @@ vs Verdaccio → fw). Writes <out>/<date>.json and .md.
   --only LIST               phases to run: ${PHASES.join(",")} (corpus loading always runs)
   --registries LIST         ${REGISTRIES.join(",")} (default all four; fw-bun is fw run by Bun,
                             serving with Bun.serve, in every phase but the proxy one)
-  --runs N                  cold installs per registry and installer, and per proxy (default 3)
+  --runs N                  cold installs per registry and installer, and per proxy (default 5)
   --connections N           keep-alive connections for autocannon and wrk (default 50)
   --warmup S / --seconds S  autocannon warm-up and measured seconds (default 2 / 8)
   --wrk-seconds S           wrk seconds per target and round, 0 to skip wrk (default 5)
@@ -94,7 +94,7 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
       out: { type: "string", default: defaults.out },
       only: { type: "string", default: PHASES.join(",") },
       registries: { type: "string", default: REGISTRIES.join(",") },
-      runs: { type: "string", default: "3" },
+      runs: { type: "string", default: "5" },
       connections: { type: "string", default: "50" },
       warmup: { type: "string", default: "2" },
       seconds: { type: "string", default: "8" },
