@@ -322,19 +322,19 @@ class RequestTally {
       help: "HTTP responses by method, route pattern and status code.",
       type: "counter",
       aggregator: "sum",
-      get: async () => ({ ...counter, values: this.counterSamples() }),
-      reset,
     };
     const histogram = {
       name: "fw_http_request_duration_seconds",
       help: "Time from receiving a request to its response headers, by method and route pattern.",
       type: "histogram",
       aggregator: "sum",
-      get: async () => ({ ...histogram, values: this.histogramSamples(histogram.name) }),
-      reset,
     };
+    const metrics = [
+      { ...counter, get: async () => ({ ...counter, values: this.counterSamples() }), reset },
+      { ...histogram, get: async () => ({ ...histogram, values: this.histogramSamples(histogram.name) }), reset },
+    ];
     // Duck-typed for the Registry (see the class comment); prom-client's types list only its own classes.
-    return [counter, histogram] as unknown as Metric[];
+    return metrics as unknown as Metric[];
   }
 
   private counterSamples(): Sample[] {
