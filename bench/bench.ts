@@ -29,7 +29,7 @@ import { checkBuild, defaultLaunch, startFw } from "./src/servers/fw.ts";
 import { startNginx } from "./src/servers/nginx.ts";
 import { isFw, type RegistryKind, type RunningServer } from "./src/servers/types.ts";
 import { startVerdaccio } from "./src/servers/verdaccio.ts";
-import { median } from "./src/stats.ts";
+import { median, rotated } from "./src/stats.ts";
 import { popularPackument } from "./src/synthetic.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -255,7 +255,8 @@ try {
 
   if (want("install")) {
     await phase("installs", async () => {
-      // Interleaved (npm on each registry, then again) so drift in machine load hits all registries alike.
+      // Interleaved (npm on each registry, then again, each round starting with the next registry) so
+      // drift in machine load hits all registries alike.
       for (const installer of ["npm", "pnpm"] as Installer[]) {
         if (installer === "pnpm" && !existsSync(join(options.corpus, "pnpm-lock.yaml"))) {
           result.warnings.push("the corpus has no pnpm-lock.yaml: pnpm installs skipped");
@@ -266,7 +267,7 @@ try {
           { seconds: number; ok: boolean; installed: number | null; error?: string }[]
         >();
         for (let i = 0; i < options.runs && Date.now() < deadline; i++) {
-          for (const server of servers) {
+          for (const server of rotated(servers, i)) {
             const run = await coldInstall(processes, installer, {
               registry: server.url,
               token: tokens.get(server.kind),

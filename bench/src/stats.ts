@@ -27,3 +27,14 @@ export function median(samples: number[]): number {
 }
 
 export const round = (value: number, digits = 1): number => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/**
+ * `items` started at position `round` (modulo its length) and wrapped around: interleaved runs visit
+ * every server in each round, each round starting with the next one, so that a change in the machine's
+ * load between two rounds does not always fall between the same two servers.
+ */
+export function rotated<T>(items: readonly T[], round: number): T[] {
+  if (items.length === 0) return [];
+  const start = ((round % items.length) + items.length) % items.length;
+  return [...items.slice(start), ...items.slice(0, start)];
+}
