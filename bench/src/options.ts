@@ -69,7 +69,8 @@ vs Verdaccio → fw). Writes <out>/<date>.json and .md.
   --install-timeout S       per install (default 300)
   --max-seconds S           whole run; phases left are skipped after it (default 3600)
   --cpu-profile             run fw (and fw-bun) with --cpu-prof; the profiles land in the results folder
-  --bun-args ARGS           flags for Bun when it runs fw-bun, space-separated (e.g. "--smol")
+  --bun-args=ARGS           flags for Bun when it runs fw-bun, space-separated (e.g. --bun-args=--smol;
+                            with the "=", as the value starts with a dash)
   --fw-launch cli|entry     start fw with \`fw registry start\` (default when apps/cli/dist exists)
                             or with bench's own entry script
   --fw-module FILE          benchmark this build of @fw/server/node instead of apps/server/dist
