@@ -1,3 +1,4 @@
+import { passwordHashLoad } from "@fw/auth";
 import { casUpdate, type StorageDriver, StorageError } from "@fw/storage-r2";
 import { memoryDriver } from "@fw/storage-r2/memory";
 import { Hono } from "hono";
@@ -259,6 +260,34 @@ describe("/-/metrics", () => {
     expect(sample(text, "fw_cas_retries_total", { document: "tarball" })).toBeUndefined();
     expect(sample(text, "fw_storage_errors_total", { operation: "get", code: "E_INVALID_KEY" })).toBe(1);
     expect(sample(text, "fw_storage_operation_duration_seconds_count", { operation: "put" })).toBeGreaterThan(8);
+  });
+
+  it("shows password derivations running and waiting while logins queue for them", async () => {
+    const { metrics, services, send } = wired();
+    await services.users.store.create("alice", "alice password 1");
+    const login = (password: string) =>
+      send("/-/user/org.couchdb.user:alice", {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ _id: "org.couchdb.user:alice", name: "alice", password, type: "user", roles: [] }),
+      });
+    const { concurrency } = passwordHashLoad();
+    const logins = Array.from({ length: concurrency + 3 }, (_, i) =>
+      login(i % 2 ? "alice password 1" : "wrong password 1"),
+    );
+    for (let spins = 0; passwordHashLoad().running < concurrency && spins < 10_000; spins++) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const during = await scrape(metrics);
+    const running = sample(during, "fw_password_hashes", { state: "running" }) ?? -1;
+    const waiting = sample(during, "fw_password_hashes", { state: "waiting" }) ?? -1;
+    expect(running).toBe(concurrency);
+    expect(waiting).toBeGreaterThan(0);
+    const statuses = (await Promise.all(logins)).map((response) => response.status);
+    expect(statuses).toEqual(statuses.map((_, i) => (i % 2 ? 201 : 401)));
+    const after = await scrape(metrics);
+    expect(sample(after, "fw_password_hashes", { state: "running" })).toBe(0);
+    expect(sample(after, "fw_password_hashes", { state: "waiting" })).toBe(0);
   });
 
   it("keeps each registry's metrics apart in one process", async () => {

@@ -63,8 +63,10 @@ export {
   identifyHash,
   needsRehash,
   type PasswordScheme,
+  passwordHashLoad,
   passwordProblem,
   SCRYPT_PARAMS,
+  setPasswordHashConcurrency,
   verifyPassword,
 } from "./passwords.js";
 export {

@@ -1,6 +1,14 @@
 import { randomBytes, scryptSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { hashPassword, identifyHash, needsRehash, passwordProblem, verifyPassword } from "./passwords.js";
+import {
+  hashPassword,
+  identifyHash,
+  needsRehash,
+  passwordHashLoad,
+  passwordProblem,
+  setPasswordHashConcurrency,
+  verifyPassword,
+} from "./passwords.js";
 
 /** A hash in the exact format apps/server writes, made independently of this module. */
 function legacyHash(password: string, N: number): string {
@@ -18,6 +26,35 @@ describe("passwords", () => {
     expect(await verifyPassword("correct horse", a)).toBe(true);
     expect(await verifyPassword("correct horsf", a)).toBe(false);
     expect(needsRehash(a)).toBe(false);
+  });
+
+  it("runs concurrent derivations at most `concurrency` at a time, the others queued, and answers each", async () => {
+    const stored = legacyHash("burst-pass", 2 ** 12);
+    const { concurrency } = passwordHashLoad();
+    expect(concurrency).toBeGreaterThanOrEqual(1);
+    expect(concurrency).toBeLessThanOrEqual(2);
+    try {
+      for (const limit of [1, 3]) {
+        setPasswordHashConcurrency(limit);
+        let maxRunning = 0;
+        let maxWaiting = 0;
+        const watch = setInterval(() => {
+          const load = passwordHashLoad();
+          maxRunning = Math.max(maxRunning, load.running);
+          maxWaiting = Math.max(maxWaiting, load.waiting);
+        }, 0);
+        const answers = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => verifyPassword(i % 2 ? "burst-pass" : "wrong-pass", stored)),
+        ).finally(() => clearInterval(watch));
+        expect(answers).toEqual([false, true, false, true, false, true, false, true]);
+        expect(maxRunning).toBe(limit);
+        expect(maxWaiting).toBeGreaterThan(0);
+        expect(passwordHashLoad()).toEqual({ running: 0, waiting: 0, concurrency: limit });
+      }
+      expect(() => setPasswordHashConcurrency(0)).toThrow();
+    } finally {
+      setPasswordHashConcurrency(concurrency);
+    }
   });
 
   it("verifies hashes written by apps/server and flags weaker ones for upgrade", async () => {

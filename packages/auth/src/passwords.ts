@@ -1,5 +1,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
+import pLimit from "p-limit";
 
 /**
  * scrypt parameters for new hashes: N=2^15, r=8, p=1 (32 MiB, tens of ms) — OWASP's recommended
@@ -22,11 +24,33 @@ interface Parsed {
   key: Buffer;
 }
 
+/**
+ * scrypt derivations that may run at once; the others wait their turn. Each holds 128·N·r bytes (32 MiB
+ * with today's parameters) and a thread of libuv's pool, which file I/O and zlib share (4 threads by
+ * default): unbounded, eight concurrent logins measured ~100 MB more peak RSS than one and left no
+ * thread for storage reads meanwhile. Half the CPUs, at most two: on small machines logins queue
+ * (tens of ms each) instead of the rest of the server.
+ */
+const kdf = pLimit(Math.max(1, Math.min(2, Math.floor(availableParallelism() / 2))));
+
+/** How many password derivations may run at once in this process (default: half the CPUs, 1 or 2). */
+export function setPasswordHashConcurrency(concurrency: number): void {
+  kdf.concurrency = concurrency;
+}
+
+/** Password derivations running and waiting now, and the limit: for metrics and tests. */
+export function passwordHashLoad(): { running: number; waiting: number; concurrency: number } {
+  return { running: kdf.activeCount, waiting: kdf.pendingCount, concurrency: kdf.concurrency };
+}
+
 function derive(password: string, salt: Buffer, keylen: number, params: { N: number; r: number; p: number }) {
-  return new Promise<Buffer>((resolve, reject) =>
-    scrypt(password, salt, keylen, { ...params, maxmem: MAXMEM }, (error, key) =>
-      error ? reject(error) : resolve(key),
-    ),
+  return kdf(
+    () =>
+      new Promise<Buffer>((resolve, reject) =>
+        scrypt(password, salt, keylen, { ...params, maxmem: MAXMEM }, (error, key) =>
+          error ? reject(error) : resolve(key),
+        ),
+      ),
   );
 }
 

@@ -1,3 +1,4 @@
+import { passwordHashLoad } from "@fw/auth";
 import { isStorageError, type StorageDriver } from "@fw/storage-r2";
 import type { MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
@@ -137,6 +138,17 @@ export class Metrics {
           if (labels.result !== "miss") served += value;
         }
         this.set(total === 0 ? 0 : served / total);
+      },
+    });
+    new Gauge({
+      name: "fw_password_hashes",
+      help: "Password derivations (logins, sign-ups, password changes) running and waiting their turn in this process.",
+      labelNames: ["state"],
+      registers,
+      collect() {
+        const load = passwordHashLoad();
+        this.set({ state: "running" }, load.running);
+        this.set({ state: "waiting" }, load.waiting);
       },
     });
     this.casRetries = new Counter({
