@@ -1,4 +1,4 @@
-import { passwordHashLoad } from "@fw/auth";
+import { passwordHashLoad, setPasswordHashLimits } from "@fw/auth";
 import { casUpdate, type StorageDriver, StorageError } from "@fw/storage-r2";
 import { memoryDriver } from "@fw/storage-r2/memory";
 import { Hono } from "hono";
@@ -288,6 +288,40 @@ describe("/-/metrics", () => {
     const after = await scrape(metrics);
     expect(sample(after, "fw_password_hashes", { state: "running" })).toBe(0);
     expect(sample(after, "fw_password_hashes", { state: "waiting" })).toBe(0);
+  });
+
+  it("answers 503 with Retry-After to logins beyond the waiting password checks, and takes logins again after", async () => {
+    const { services, send } = wired();
+    await services.users.store.create("alice", "alice password 1");
+    const login = (name: string, password: string) =>
+      send(`/-/user/org.couchdb.user:${name}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ _id: `org.couchdb.user:${name}`, name, password, type: "user", roles: [] }),
+      });
+    const { concurrency } = passwordHashLoad();
+    try {
+      setPasswordHashLimits({ concurrency: 1, maxWaiting: 0 });
+      const alice = login("alice", "alice password 1");
+      for (let spins = 0; passwordHashLoad().running === 0 && spins < 10_000; spins++) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      // An unknown user's password is checked against a dummy hash, which must be made first: refused too.
+      const refused = await Promise.all([login("alice", "alice password 1"), login("nobody", "nobody password")]);
+      for (const response of refused) {
+        expect(response.status).toBe(503);
+        expect(response.headers.get("retry-after")).toBe("5");
+        expect(await response.json()).toEqual({
+          error: "too many password checks are waiting: retry in a few seconds",
+        });
+      }
+      expect((await alice).status).toBe(201);
+    } finally {
+      setPasswordHashLimits({ concurrency, maxWaiting: undefined });
+    }
+    // Sign-up is on in the test config: the unknown user's check (against a dummy hash made now) fails, then it is created.
+    expect((await login("nobody", "nobody password")).status).toBe(201);
+    expect((await login("alice", "alice password 1")).status).toBe(201);
   });
 
   it("keeps each registry's metrics apart in one process", async () => {

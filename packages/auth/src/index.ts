@@ -62,11 +62,12 @@ export {
   hashPassword,
   identifyHash,
   needsRehash,
+  type PasswordHashLimits,
   type PasswordScheme,
   passwordHashLoad,
   passwordProblem,
   SCRYPT_PARAMS,
-  setPasswordHashConcurrency,
+  setPasswordHashLimits,
   verifyPassword,
 } from "./passwords.js";
 export {

@@ -1,12 +1,13 @@
 import { randomBytes, scryptSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { isAuthError } from "./errors.js";
 import {
   hashPassword,
   identifyHash,
   needsRehash,
   passwordHashLoad,
   passwordProblem,
-  setPasswordHashConcurrency,
+  setPasswordHashLimits,
   verifyPassword,
 } from "./passwords.js";
 
@@ -35,7 +36,7 @@ describe("passwords", () => {
     expect(concurrency).toBeLessThanOrEqual(2);
     try {
       for (const limit of [1, 3]) {
-        setPasswordHashConcurrency(limit);
+        setPasswordHashLimits({ concurrency: limit });
         let maxRunning = 0;
         let maxWaiting = 0;
         const watch = setInterval(() => {
@@ -49,11 +50,52 @@ describe("passwords", () => {
         expect(answers).toEqual([false, true, false, true, false, true, false, true]);
         expect(maxRunning).toBe(limit);
         expect(maxWaiting).toBeGreaterThan(0);
-        expect(passwordHashLoad()).toEqual({ running: 0, waiting: 0, concurrency: limit });
+        expect(passwordHashLoad()).toEqual({ running: 0, waiting: 0, concurrency: limit, maxWaiting: limit * 32 });
       }
-      expect(() => setPasswordHashConcurrency(0)).toThrow();
+      expect(() => setPasswordHashLimits({ concurrency: 0 })).toThrow();
+      expect(() => setPasswordHashLimits({ maxWaiting: -1 })).toThrow();
     } finally {
-      setPasswordHashConcurrency(concurrency);
+      setPasswordHashLimits({ concurrency });
+    }
+  });
+
+  it("refuses derivations beyond the waiting limit with E_UNAVAILABLE and a retry time, and takes new ones after", async () => {
+    const stored = legacyHash("queue-pass", 2 ** 10);
+    const { concurrency } = passwordHashLoad();
+    try {
+      setPasswordHashLimits({ concurrency: 1, maxWaiting: 2 });
+      const settled = await Promise.allSettled([
+        ...Array.from({ length: 5 }, () => verifyPassword("queue-pass", stored)),
+        hashPassword("queue-pass"),
+      ]);
+      // One runs, two wait, the other three are refused at once.
+      expect(settled.map((result) => result.status)).toEqual([
+        "fulfilled",
+        "fulfilled",
+        "fulfilled",
+        "rejected",
+        "rejected",
+        "rejected",
+      ]);
+      for (const result of settled.slice(3)) {
+        const reason = (result as PromiseRejectedResult).reason;
+        expect(isAuthError(reason, "E_UNAVAILABLE")).toBe(true);
+        expect(reason.message).toBe("too many password checks are waiting: retry in a few seconds");
+        expect(reason.retryAfterMs).toBe(5000);
+      }
+      expect(await verifyPassword("queue-pass", stored)).toBe(true);
+      // No waiting places: one at a time still runs, only a second one at once is refused.
+      setPasswordHashLimits({ maxWaiting: 0 });
+      const [alone, second] = await Promise.allSettled([
+        verifyPassword("queue-pass", stored),
+        verifyPassword("queue-pass", stored),
+      ]);
+      expect(alone).toEqual({ status: "fulfilled", value: true });
+      expect(second?.status).toBe("rejected");
+      setPasswordHashLimits({ maxWaiting: undefined });
+      expect(passwordHashLoad().maxWaiting).toBe(32);
+    } finally {
+      setPasswordHashLimits({ concurrency, maxWaiting: undefined });
     }
   });
 

@@ -2,6 +2,7 @@ import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import pLimit from "p-limit";
+import { AuthError } from "./errors.js";
 
 /**
  * scrypt parameters for new hashes: N=2^15, r=8, p=1 (32 MiB, tens of ms) — OWASP's recommended
@@ -33,17 +34,49 @@ interface Parsed {
  */
 const kdf = pLimit(Math.max(1, Math.min(2, Math.floor(availableParallelism() / 2))));
 
-/** How many password derivations may run at once in this process (default: half the CPUs, 1 or 2). */
-export function setPasswordHashConcurrency(concurrency: number): void {
-  kdf.concurrency = concurrency;
+/**
+ * Derivations that may wait per running one before more are refused. At tens to hundreds of ms each, a
+ * longer queue would outlast the clients waiting on it (their derivations would still run after they
+ * gave up): refused ones get `E_UNAVAILABLE` with a retry time, which the registry answers as a 503.
+ */
+const WAITING_PER_SLOT = 32;
+let maxWaiting: number | undefined;
+
+export interface PasswordHashLimits {
+  /** Derivations that may run at once (default: half the CPUs, 1 or 2). */
+  concurrency?: number;
+  /** Derivations that may wait; more are refused (default: 32 per `concurrency`). */
+  maxWaiting?: number;
 }
 
-/** Password derivations running and waiting now, and the limit: for metrics and tests. */
-export function passwordHashLoad(): { running: number; waiting: number; concurrency: number } {
-  return { running: kdf.activeCount, waiting: kdf.pendingCount, concurrency: kdf.concurrency };
+/** Changes this process's limits on password derivations (see `passwordHashLoad`). */
+export function setPasswordHashLimits(limits: PasswordHashLimits): void {
+  if (limits.maxWaiting !== undefined && !(Number.isInteger(limits.maxWaiting) && limits.maxWaiting >= 0)) {
+    throw new TypeError("maxWaiting must be an integer of 0 or more");
+  }
+  if (limits.concurrency !== undefined) kdf.concurrency = limits.concurrency;
+  if ("maxWaiting" in limits) maxWaiting = limits.maxWaiting;
+}
+
+/** Password derivations running and waiting now, and the limits: for metrics and tests. */
+export function passwordHashLoad(): { running: number; waiting: number } & Required<PasswordHashLimits> {
+  return {
+    running: kdf.activeCount,
+    waiting: kdf.pendingCount,
+    concurrency: kdf.concurrency,
+    maxWaiting: maxWaiting ?? kdf.concurrency * WAITING_PER_SLOT,
+  };
 }
 
 function derive(password: string, salt: Buffer, keylen: number, params: { N: number; r: number; p: number }) {
+  // Refused only when it would have to wait and the waiting places are taken.
+  if (kdf.activeCount >= kdf.concurrency && kdf.pendingCount >= (maxWaiting ?? kdf.concurrency * WAITING_PER_SLOT)) {
+    return Promise.reject(
+      new AuthError("E_UNAVAILABLE", "too many password checks are waiting: retry in a few seconds", {
+        retryAfterMs: 5_000,
+      }),
+    );
+  }
   return kdf(
     () =>
       new Promise<Buffer>((resolve, reject) =>
@@ -164,7 +197,8 @@ const PADDING_SALT = Buffer.alloc(16);
 
 /**
  * Whether `password` matches `stored` (any scheme `identifyHash` accepts). Malformed hashes never
- * match (and never throw). Legacy hashes are much cheaper than scrypt, so checking one also runs an
+ * match (and never throw); when too many derivations are already waiting (`passwordHashLoad`), it
+ * rejects with an `AuthError` `E_UNAVAILABLE` carrying `retryAfterMs`, as `hashPassword` does. Legacy hashes are much cheaper than scrypt, so checking one also runs an
  * scrypt derivation: an account's answer then takes no less time than an unknown user's, whose
  * password is checked against a dummy scrypt hash.
  */

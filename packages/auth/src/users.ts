@@ -183,6 +183,15 @@ export function publicProfile(user: UserProfile): PublicProfile {
 /** A hash of a random password, checked when the user does not exist so timing does not tell. */
 let dummyHash: Promise<string> | undefined;
 
+/** The hash unknown users' passwords are checked against, made once (again if making it failed). */
+function dummy(): Promise<string> {
+  dummyHash ??= hashPassword(randomBytes(16).toString("hex")).catch((error: unknown) => {
+    dummyHash = undefined;
+    throw error;
+  });
+  return dummyHash;
+}
+
 /**
  * Accounts, passwords and second factors, as documents in the registry's storage. Every change is a
  * compare-and-swap, so replicas sharing the storage never lose one another's writes.
@@ -297,8 +306,7 @@ export class UserStore {
    */
   async authenticate(name: string, password: string): Promise<AuthenticateResult> {
     const user = await this.get(name);
-    dummyHash ??= hashPassword(randomBytes(16).toString("hex"));
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash));
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummy()));
     if (!user || !ok) {
       return { ok: false, code: "E_UNAUTHORIZED", wrongCredentials: true, reason: "incorrect user name or password" };
     }
@@ -343,8 +351,7 @@ export class UserStore {
   async changePassword(name: string, oldPassword: string, newPassword: string): Promise<UserProfile> {
     assertPassword(newPassword);
     const user = await this.get(name);
-    dummyHash ??= hashPassword(randomBytes(16).toString("hex"));
-    const ok = await verifyPassword(oldPassword, user?.passwordHash ?? (await dummyHash));
+    const ok = await verifyPassword(oldPassword, user?.passwordHash ?? (await dummy()));
     if (!user || !ok) throw new AuthError("E_UNAUTHORIZED", "the current password is not correct");
     if (user.disabled) throw new AuthError("E_UNAUTHORIZED", `the account "${user.name}" is disabled`);
     return this.setPassword(name, newPassword);
