@@ -290,7 +290,20 @@ describe("/-/metrics", () => {
     expect(sample(after, "fw_password_hashes", { state: "waiting" })).toBe(0);
   });
 
-  it("answers 503 with Retry-After to logins beyond the waiting password checks, and takes logins again after", async () => {
+  it("keeps each registry's metrics apart in one process", async () => {
+    const a = wired();
+    const b = wired();
+    await a.send("/-/ping");
+    await a.send("/-/ping");
+    await b.send("/-/ping");
+    const labels = { method: "GET", route: "/-/ping", status: "200" };
+    expect(sample(await scrape(a.metrics), "fw_http_requests_total", labels)).toBe(2);
+    expect(sample(await scrape(b.metrics), "fw_http_requests_total", labels)).toBe(1);
+  });
+});
+
+describe("password checks under load", () => {
+  it("answers 503 with Retry-After (JSON, or the web login form again) beyond the waiting password checks, and logins work after", async () => {
     const { services, send } = wired();
     await services.users.store.create("alice", "alice password 1");
     const login = (name: string, password: string) =>
@@ -319,19 +332,34 @@ describe("/-/metrics", () => {
     } finally {
       setPasswordHashLimits({ concurrency, maxWaiting: undefined });
     }
+    // The web login form answers the same refusal as a page with the form again.
+    const { loginUrl } = (await (await send("/-/v1/login", { method: "POST" })).json()) as { loginUrl: string };
+    const webLogin = (password: string) =>
+      send(new URL(loginUrl).pathname, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ name: "alice", password }).toString(),
+      });
+    try {
+      setPasswordHashLimits({ concurrency: 1, maxWaiting: 0 });
+      const running = login("alice", "alice password 1");
+      for (let spins = 0; passwordHashLoad().running === 0 && spins < 10_000; spins++) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const page = await webLogin("alice password 1");
+      expect(page.status).toBe(503);
+      expect(page.headers.get("retry-after")).toBe("5");
+      expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+      const text = await page.text();
+      expect(text).toContain("too many password checks are waiting: retry in a few seconds");
+      expect(text).toContain('name="password"');
+      expect((await running).status).toBe(201);
+    } finally {
+      setPasswordHashLimits({ concurrency, maxWaiting: undefined });
+    }
+    expect((await webLogin("alice password 1")).status).toBe(200);
     // Sign-up is on in the test config: the unknown user's check (against a dummy hash made now) fails, then it is created.
     expect((await login("nobody", "nobody password")).status).toBe(201);
     expect((await login("alice", "alice password 1")).status).toBe(201);
-  });
-
-  it("keeps each registry's metrics apart in one process", async () => {
-    const a = wired();
-    const b = wired();
-    await a.send("/-/ping");
-    await a.send("/-/ping");
-    await b.send("/-/ping");
-    const labels = { method: "GET", route: "/-/ping", status: "200" };
-    expect(sample(await scrape(a.metrics), "fw_http_requests_total", labels)).toBe(2);
-    expect(sample(await scrape(b.metrics), "fw_http_requests_total", labels)).toBe(1);
   });
 });

@@ -1,4 +1,11 @@
-import { assertUsername, type CreateTokenOptions, isAuthError, type TfaMode, type TokenPermission } from "@fw/auth";
+import {
+  type AuthError,
+  assertUsername,
+  type CreateTokenOptions,
+  isAuthError,
+  type TfaMode,
+  type TokenPermission,
+} from "@fw/auth";
 import type { Hono } from "hono";
 import {
   type AppContext,
@@ -254,10 +261,17 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     const form = await c.req.parseBody();
     const name = typeof form.name === "string" ? form.name.trim() : "";
     const password = typeof form.password === "string" ? form.password : "";
+    // Too many password checks waiting (see @fw/auth's passwordHashLoad): the form again, with a 503.
+    const busy = (error: AuthError) => {
+      const page = html(loginPage(action, config.auth.signup, error.message), 503);
+      page.headers.set("retry-after", String(Math.max(1, Math.ceil((error.retryAfterMs ?? 5_000) / 1000))));
+      return page;
+    };
     let user: Awaited<ReturnType<typeof users.authenticate>>;
     try {
       user = await checkPassword(services, name, password, c.env?.clientIp);
     } catch (error) {
+      if (isAuthError(error, "E_UNAVAILABLE")) return busy(error);
       if (error instanceof RegistryError) {
         const status = error.code === "E_RATE_LIMITED" ? 429 : 401;
         const page = html(loginPage(action, config.auth.signup, error.message), status);
@@ -274,6 +288,7 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
           typeof form.email === "string" && form.email ? form.email : undefined,
         );
       } catch (error) {
+        if (isAuthError(error, "E_UNAVAILABLE")) return busy(error);
         if (error instanceof RegistryError || isAuthError(error))
           return html(loginPage(action, config.auth.signup, error.message), 400);
         throw error;
