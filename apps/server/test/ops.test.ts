@@ -61,6 +61,13 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   return undefined;
 }
 
+/** Waits (a bounded number of event-loop turns) until `count` password derivations are running. */
+async function untilRunning(count: number): Promise<void> {
+  for (let turns = 0; passwordHashLoad().running < count && turns < 10_000; turns++) {
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 async function adminAndUser(services: Services) {
   await services.users.store.create("root", "root password 1", { admin: true });
   await services.users.store.create("alice", "alice password 1");
@@ -275,9 +282,7 @@ describe("/-/metrics", () => {
     const logins = Array.from({ length: concurrency + 3 }, (_, i) =>
       login(i % 2 ? "alice password 1" : "wrong password 1"),
     );
-    for (let spins = 0; passwordHashLoad().running < concurrency && spins < 10_000; spins++) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await untilRunning(concurrency);
     const during = await scrape(metrics);
     const running = sample(during, "fw_password_hashes", { state: "running" }) ?? -1;
     const waiting = sample(during, "fw_password_hashes", { state: "waiting" }) ?? -1;
@@ -316,9 +321,7 @@ describe("password checks under load", () => {
     try {
       setPasswordHashLimits({ concurrency: 1, maxWaiting: 0 });
       const alice = login("alice", "alice password 1");
-      for (let spins = 0; passwordHashLoad().running === 0 && spins < 10_000; spins++) {
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await untilRunning(1);
       // An unknown user's password is checked against a dummy hash, which must be made first: refused too.
       const refused = await Promise.all([login("alice", "alice password 1"), login("nobody", "nobody password")]);
       for (const response of refused) {
@@ -343,9 +346,7 @@ describe("password checks under load", () => {
     try {
       setPasswordHashLimits({ concurrency: 1, maxWaiting: 0 });
       const running = login("alice", "alice password 1");
-      for (let spins = 0; passwordHashLoad().running === 0 && spins < 10_000; spins++) {
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await untilRunning(1);
       const page = await webLogin("alice password 1");
       expect(page.status).toBe(503);
       expect(page.headers.get("retry-after")).toBe("5");
