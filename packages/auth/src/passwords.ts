@@ -198,9 +198,10 @@ const PADDING_SALT = Buffer.alloc(16);
 /**
  * Whether `password` matches `stored` (any scheme `identifyHash` accepts). Malformed hashes never
  * match (and never throw); when too many derivations are already waiting (`passwordHashLoad`), it
- * rejects with an `AuthError` `E_UNAVAILABLE` carrying `retryAfterMs`, as `hashPassword` does. Legacy hashes are much cheaper than scrypt, so checking one also runs an
- * scrypt derivation: an account's answer then takes no less time than an unknown user's, whose
- * password is checked against a dummy scrypt hash.
+ * rejects with an `AuthError` `E_UNAVAILABLE` carrying `retryAfterMs`, as `hashPassword` does. Legacy
+ * hashes are much cheaper than scrypt, so checking one also runs an scrypt derivation: an account's
+ * answer then takes no less time than an unknown user's, whose password is checked against a dummy
+ * scrypt hash.
  */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const { scheme } = identifyHash(stored);

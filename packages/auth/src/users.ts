@@ -183,12 +183,19 @@ export function publicProfile(user: UserProfile): PublicProfile {
 /** A hash of a random password, checked when the user does not exist so timing does not tell. */
 let dummyHash: Promise<string> | undefined;
 
-/** The hash unknown users' passwords are checked against, made once (again if making it failed). */
-function dummy(): Promise<string> {
-  dummyHash ??= hashPassword(randomBytes(16).toString("hex")).catch((error: unknown) => {
-    dummyHash = undefined;
-    throw error;
-  });
+/**
+ * The hash unknown users' passwords are checked against, made at the first password check of the
+ * process whoever it is for (so the first unknown user is not the one who waits for it), and made again
+ * if making it failed. A failure is seen only by a caller that awaits it: an unknown user's check.
+ */
+function dummyFor(): Promise<string> {
+  if (!dummyHash) {
+    dummyHash = hashPassword(randomBytes(16).toString("hex")).catch((error: unknown) => {
+      dummyHash = undefined;
+      throw error;
+    });
+    dummyHash.catch(() => {});
+  }
   return dummyHash;
 }
 
@@ -306,7 +313,8 @@ export class UserStore {
    */
   async authenticate(name: string, password: string): Promise<AuthenticateResult> {
     const user = await this.get(name);
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummy()));
+    const fallback = dummyFor();
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await fallback));
     if (!user || !ok) {
       return { ok: false, code: "E_UNAUTHORIZED", wrongCredentials: true, reason: "incorrect user name or password" };
     }
@@ -351,7 +359,8 @@ export class UserStore {
   async changePassword(name: string, oldPassword: string, newPassword: string): Promise<UserProfile> {
     assertPassword(newPassword);
     const user = await this.get(name);
-    const ok = await verifyPassword(oldPassword, user?.passwordHash ?? (await dummy()));
+    const fallback = dummyFor();
+    const ok = await verifyPassword(oldPassword, user?.passwordHash ?? (await fallback));
     if (!user || !ok) throw new AuthError("E_UNAUTHORIZED", "the current password is not correct");
     if (user.disabled) throw new AuthError("E_UNAUTHORIZED", `the account "${user.name}" is disabled`);
     return this.setPassword(name, newPassword);
