@@ -84,10 +84,12 @@ async function authenticate(
   if (!value) throw new RegistryError("E_UNAUTHORIZED", "malformed Authorization header");
   if (scheme?.toLowerCase() === "bearer") return services.users.resolveToken(value.trim(), clientIp);
   if (scheme?.toLowerCase() === "basic") {
-    const decoded = Buffer.from(value, "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    const user =
-      colon > 0 ? await checkPassword(services, decoded.slice(0, colon), decoded.slice(colon + 1), clientIp) : null;
+    const credentials = value.trim();
+    const user = await services.users.basicUser(credentials, async () => {
+      const decoded = Buffer.from(credentials, "base64").toString("utf8");
+      const colon = decoded.indexOf(":");
+      return colon > 0 ? checkPassword(services, decoded.slice(0, colon), decoded.slice(colon + 1), clientIp) : null;
+    });
     if (!user) throw new RegistryError("E_UNAUTHORIZED", "incorrect user name or password");
     // A password alone is one factor: accounts with 2FA sign in once (`npm login`) and use the token.
     if (user.tfa) {

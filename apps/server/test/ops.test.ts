@@ -365,4 +365,33 @@ describe("password checks under load", () => {
     expect((await login("nobody", "nobody password")).status).toBe(201);
     expect((await login("alice", "alice password 1")).status).toBe(201);
   });
+
+  it("checks Basic-auth credentials once for many concurrent requests and trusts a success briefly, until the password changes", async () => {
+    const registry = createRegistry(testConfig("/unused"), { storage: memoryDriver() });
+    await registry.services.users.store.create("alice", "alice password 1");
+    const whoami = (password: string) =>
+      registry.fetch(
+        new Request(`${ORIGIN}/-/whoami`, {
+          headers: { authorization: `Basic ${Buffer.from(`alice:${password}`).toString("base64")}` },
+        }),
+        { clientIp: REMOTE },
+      );
+    // The process's first password check also makes the dummy hash unknown users are checked against.
+    expect((await whoami("alice password 1")).status).toBe(200);
+    const { concurrency } = passwordHashLoad();
+    try {
+      // No derivation may wait: requests that each checked the password themselves would get 503s.
+      setPasswordHashLimits({ concurrency: 1, maxWaiting: 0 });
+      const answers = await Promise.all(Array.from({ length: 20 }, () => whoami("alice password 1")));
+      expect(answers.map((response) => response.status)).toEqual(answers.map(() => 200));
+      expect(await answers[0]?.json()).toEqual({ username: "alice" });
+      const wrong = await Promise.all(Array.from({ length: 5 }, () => whoami("not the password")));
+      expect(wrong.map((response) => response.status)).toEqual(wrong.map(() => 401));
+    } finally {
+      setPasswordHashLimits({ concurrency, maxWaiting: undefined });
+    }
+    await registry.services.users.changePassword("alice", "alice password 1", "alice password 2");
+    expect((await whoami("alice password 1")).status).toBe(401);
+    expect((await whoami("alice password 2")).status).toBe(200);
+  });
 });

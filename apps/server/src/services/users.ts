@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from "node:crypto";
 import {
   type CreateTokenOptions,
   identityFor,
@@ -49,6 +50,11 @@ interface Verified {
   at: number;
 }
 
+interface PasswordCheck {
+  user: User;
+  at: number;
+}
+
 /**
  * The registry's accounts and tokens: `@fw/auth`'s UserStore and TokenStore, plus the small
  * synchronous cache of verified tokens the packument fast path needs.
@@ -58,6 +64,15 @@ export class UsersService {
   readonly tokens: TokenStore;
   private readonly verified = new Map<string, Verified>();
   private readonly tokenCacheMs: number;
+  /**
+   * Recent successful Basic-auth checks, keyed by an HMAC of the credentials under a key made at start
+   * (the credentials themselves are not kept), and the checks in flight. Without them every request of
+   * an install with `_auth` in its .npmrc would run scrypt (tens of ms and 32 MiB each, one or two at a
+   * time: see @fw/auth's `passwordHashLoad`).
+   */
+  private readonly passwordChecks = new Map<string, PasswordCheck>();
+  private readonly passwordChecking = new Map<string, Promise<User | null>>();
+  private readonly passwordCheckKey = randomBytes(32);
 
   private readonly policy: Policy;
 
@@ -88,6 +103,31 @@ export class UsersService {
       throw new RegistryError(result.code, result.reason);
     }
     return null;
+  }
+
+  /**
+   * The user behind Basic-auth credentials (the base64 `user:password` as sent), `null` when they are
+   * wrong. `check` does the real check (password and back-off); a success is trusted for `tokenCacheMs`
+   * like a token's, and concurrent requests with the same credentials share one check.
+   */
+  basicUser(credentials: string, check: () => Promise<User | null>): Promise<User | null> {
+    const key = createHmac("sha256", this.passwordCheckKey).update(credentials).digest("base64");
+    const hit = this.passwordChecks.get(key);
+    if (hit && Date.now() - hit.at < this.tokenCacheMs) return Promise.resolve(hit.user);
+    let pending = this.passwordChecking.get(key);
+    if (!pending) {
+      pending = check()
+        .then((user) => {
+          if (user) {
+            if (this.passwordChecks.size >= 10_000) this.passwordChecks.clear();
+            this.passwordChecks.set(key, { user, at: Date.now() });
+          } else this.passwordChecks.delete(key);
+          return user;
+        })
+        .finally(() => this.passwordChecking.delete(key));
+      this.passwordChecking.set(key, pending);
+    }
+    return pending;
   }
 
   /** The identity of a password (basic auth) session. */
@@ -121,6 +161,9 @@ export class UsersService {
     const lower = name.toLowerCase();
     for (const [hash, entry] of this.verified) {
       if (entry.record.user.toLowerCase() === lower) this.verified.delete(hash);
+    }
+    for (const [key, entry] of this.passwordChecks) {
+      if (entry.user.name.toLowerCase() === lower) this.passwordChecks.delete(key);
     }
   }
 
