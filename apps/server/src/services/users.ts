@@ -73,6 +73,8 @@ export class UsersService {
   private readonly passwordChecks = new Map<string, PasswordCheck>();
   private readonly passwordChecking = new Map<string, Promise<User | null>>();
   private readonly passwordCheckKey = randomBytes(32);
+  /** Bumped by `forgetUser`: a check that started before it is not remembered when it ends. */
+  private accountsChanged = 0;
 
   private readonly policy: Policy;
 
@@ -116,15 +118,18 @@ export class UsersService {
     if (hit && Date.now() - hit.at < this.tokenCacheMs) return Promise.resolve(hit.user);
     let pending = this.passwordChecking.get(key);
     if (!pending) {
+      const started = this.accountsChanged;
       pending = check()
         .then((user) => {
-          if (user) {
+          if (user && started === this.accountsChanged) {
             if (this.passwordChecks.size >= 10_000) this.passwordChecks.clear();
             this.passwordChecks.set(key, { user, at: Date.now() });
           } else this.passwordChecks.delete(key);
           return user;
         })
-        .finally(() => this.passwordChecking.delete(key));
+        .finally(() => {
+          if (this.passwordChecking.get(key) === pending) this.passwordChecking.delete(key);
+        });
       this.passwordChecking.set(key, pending);
     }
     return pending;
@@ -157,6 +162,9 @@ export class UsersService {
    * `tokenCacheMs`.
    */
   forgetUser(name: string): void {
+    // Checks in flight may predate the change: later requests start their own.
+    this.accountsChanged++;
+    this.passwordChecking.clear();
     this.tokens.forgetUser(name);
     const lower = name.toLowerCase();
     for (const [hash, entry] of this.verified) {
