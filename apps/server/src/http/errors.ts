@@ -57,6 +57,11 @@ const STATUS: Record<RegistryErrorCode, number> = {
   E_UPSTREAM_TIMEOUT: 504,
 };
 
+/** A `Retry-After` header for a wait of `ms` (whole seconds, at least 1). */
+export function retryAfter(ms: number): Record<string, string> {
+  return { "retry-after": String(Math.max(1, Math.ceil(ms / 1000))) };
+}
+
 export interface ErrorLogger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
@@ -77,8 +82,7 @@ export function errorResponse(error: unknown, logger: ErrorLogger, requestId?: s
     // @fw/auth's codes are a subset of ours, so its errors go out as they are.
     status = STATUS[error.code];
     message = error.message;
-    if (error.retryAfterMs !== undefined)
-      headers["retry-after"] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+    if (error.retryAfterMs !== undefined) headers = retryAfter(error.retryAfterMs);
   } else if (error instanceof StorageError) {
     switch (error.code) {
       case "E_PRECONDITION":

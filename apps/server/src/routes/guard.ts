@@ -1,10 +1,6 @@
 import type { AppContext, Services } from "../context.js";
-import { RegistryError } from "../http/errors.js";
+import { RegistryError, retryAfter } from "../http/errors.js";
 import type { User } from "../services/users.js";
-
-function retryAfter(ms: number): Record<string, string> {
-  return { "retry-after": String(Math.max(1, Math.ceil(ms / 1000))) };
-}
 
 /**
  * Flood control for the endpoints that check passwords or hand out tokens: a token bucket per client

@@ -18,7 +18,7 @@ import {
   type Services,
 } from "../context.js";
 import { readJsonBody } from "../http/body.js";
-import { RegistryError } from "../http/errors.js";
+import { RegistryError, retryAfter } from "../http/errors.js";
 import { isReadOnly, type TokenRecord, type User } from "../services/users.js";
 import { checkPassword, limitAuthRequests } from "./guard.js";
 
@@ -264,7 +264,9 @@ export function userRoutes(app: Hono<AppEnv>, services: Services): void {
     // Too many password checks waiting (see @fw/auth's passwordHashLoad): the form again, with a 503.
     const busy = (error: AuthError) => {
       const page = html(loginPage(action, config.auth.signup, error.message), 503);
-      page.headers.set("retry-after", String(Math.max(1, Math.ceil((error.retryAfterMs ?? 5_000) / 1000))));
+      for (const [header, value] of Object.entries(retryAfter(error.retryAfterMs ?? 5_000))) {
+        page.headers.set(header, value);
+      }
       return page;
     };
     let user: Awaited<ReturnType<typeof users.authenticate>>;
