@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdir, readdir, readFile, readlink, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, readlink, stat, truncate, utimes, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,7 +7,7 @@ import { tempDir } from "@fw/tooling/test";
 import { afterAll, describe, expect, it } from "vitest";
 import { casUpdate } from "../src/cas.js";
 import { fsDriver } from "../src/drivers/fs.js";
-import { describeDriver, expectCode, must } from "./contract.js";
+import { describeDriver, expectCode, must, readStream } from "./contract.js";
 
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
@@ -111,6 +111,30 @@ describe("fs driver", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await openFilesUnder(root)).toEqual([]);
     await expectCode(stalled.read(), "E_ABORTED");
+  });
+
+  it("gives readers without a buffer chunks of their own, only with bytes the file still has when it is cut shorter meanwhile", async () => {
+    const root = await freshRoot();
+    const driver = fsDriver({ root });
+    const bytes = new Uint8Array(1_000_003).map((_, i) => (i * 7) % 253);
+    await driver.put("big/blob", bytes);
+    const whole = await readStream(must(await driver.stream("big/blob")).body);
+    expect(Buffer.from(whole).equals(Buffer.from(bytes))).toBe(true);
+    const reader = must(await driver.stream("big/blob")).body.getReader();
+    const chunks: Uint8Array[] = [];
+    const first = await reader.read();
+    chunks.push(must(first.value));
+    await truncate(join(root, "big", "blob"), 300_000);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+    }
+    // Each chunk is all of its memory: nothing beyond the bytes read is reachable through `.buffer`.
+    for (const chunk of chunks) expect(chunk.buffer.byteLength).toBe(chunk.byteLength);
+    expect(chunks.map((chunk) => chunk.byteLength)).toEqual([256 * 1024, 300_000 - 256 * 1024]);
+    expect(Buffer.concat(chunks).equals(Buffer.from(bytes.subarray(0, 300_000)))).toBe(true);
+    expect(await openFilesUnder(root)).toEqual([]);
   });
 
   it("writes a byte-stream body through one buffer of its own, the same object as any other stream gives", async () => {

@@ -161,7 +161,6 @@ function fileStream(
   };
   return new ReadableStream({
     type: "bytes",
-    autoAllocateChunkSize: Math.max(1, Math.min(256 * 1024, length)),
     start(controller) {
       // A reader that stops reading still lets go of the file when the signal fires.
       onAbort = () => {
@@ -175,11 +174,26 @@ function fileStream(
       signal?.addEventListener("abort", onAbort, { once: true });
     },
     async pull(controller) {
-      // Always there: `autoAllocateChunkSize` makes one for readers that bring no buffer.
-      const request = controller.byobRequest as ReadableStreamBYOBRequest;
-      const view = request.view as Uint8Array;
+      const request = controller.byobRequest;
       try {
         checkAborted(NAME, key, signal);
+        if (!request) {
+          // A reader without a buffer of its own (an HTTP response body): a chunk that is not zeroed
+          // first, as the stream's own `autoAllocateChunkSize` buffers are, filled by the read before
+          // anyone sees it.
+          const wanted = Math.min(CHUNK_BYTES, end - position);
+          const chunk = Buffer.allocUnsafeSlow(wanted);
+          const { bytesRead } = wanted > 0 ? await handle.read(chunk, 0, wanted, position) : { bytesRead: 0 };
+          position += bytesRead;
+          if (bytesRead === 0 || position >= end) await close();
+          if (bytesRead === wanted && bytesRead > 0) controller.enqueue(chunk);
+          // A file cut shorter since it was opened: only the bytes read, in a buffer of their own, so
+          // that the unread rest of the chunk is never reachable.
+          else if (bytesRead > 0) controller.enqueue(new Uint8Array(chunk.subarray(0, bytesRead)));
+          if (bytesRead === 0 || position >= end) controller.close();
+          return;
+        }
+        const view = request.view as Uint8Array;
         const wanted = Math.min(view.byteLength, end - position);
         const { bytesRead } = wanted > 0 ? await handle.read(view, 0, wanted, position) : { bytesRead: 0 };
         position += bytesRead;
@@ -200,6 +214,9 @@ function fileStream(
     cancel: close,
   });
 }
+
+/** Chunks for readers that bring no buffer of their own (see `fileStream`). */
+const CHUNK_BYTES = 256 * 1024;
 
 /** Bytes a byte-stream body is read through when it is written (see `byobReader`). */
 const WRITE_BUFFER = 256 * 1024;
