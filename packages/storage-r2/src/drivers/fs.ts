@@ -177,35 +177,29 @@ function fileStream(
       const request = controller.byobRequest;
       try {
         checkAborted(NAME, key, signal);
-        if (!request) {
-          // A reader without a buffer of its own (an HTTP response body): a chunk that is not zeroed
-          // first, as the stream's own `autoAllocateChunkSize` buffers are, filled by the read before
-          // anyone sees it.
-          const wanted = Math.min(CHUNK_BYTES, end - position);
-          const chunk = Buffer.allocUnsafeSlow(wanted);
-          const { bytesRead } = wanted > 0 ? await handle.read(chunk, 0, wanted, position) : { bytesRead: 0 };
-          position += bytesRead;
-          if (bytesRead === 0 || position >= end) await close();
-          if (bytesRead === wanted && bytesRead > 0) controller.enqueue(chunk);
-          // A file cut shorter since it was opened: only the bytes read, in a buffer of their own, so
-          // that the unread rest of the chunk is never reachable.
-          else if (bytesRead > 0) controller.enqueue(new Uint8Array(chunk.subarray(0, bytesRead)));
-          if (bytesRead === 0 || position >= end) controller.close();
-          return;
-        }
-        const view = request.view as Uint8Array;
-        const wanted = Math.min(view.byteLength, end - position);
-        const { bytesRead } = wanted > 0 ? await handle.read(view, 0, wanted, position) : { bytesRead: 0 };
+        // A reader that brings its own buffer has the file read into it; others (an HTTP response body)
+        // get a chunk that is not zeroed first, as the stream's own `autoAllocateChunkSize` buffers
+        // are, and that the read fills before anyone sees it.
+        const target = request
+          ? (request.view as Uint8Array<ArrayBuffer>)
+          : Buffer.allocUnsafeSlow(Math.min(CHUNK_BYTES, end - position));
+        const wanted = Math.min(target.byteLength, end - position);
+        const { bytesRead } = wanted > 0 ? await handle.read(target, 0, wanted, position) : { bytesRead: 0 };
         position += bytesRead;
         // The end, or a file cut shorter since it was opened.
-        if (bytesRead === 0 || position >= end) await close();
-        if (bytesRead === 0) {
-          controller.close();
-          request.respond(0);
+        const finished = bytesRead === 0 || position >= end;
+        if (finished) await close();
+        if (request) {
+          if (bytesRead === 0) controller.close();
+          request.respond(bytesRead);
+          if (bytesRead > 0 && finished) controller.close();
           return;
         }
-        request.respond(bytesRead);
-        if (position >= end) controller.close();
+        // Cut shorter: only the bytes read, in a buffer of their own, so the unread rest is never reachable.
+        if (bytesRead > 0) {
+          controller.enqueue(bytesRead === target.byteLength ? target : new Uint8Array(target.subarray(0, bytesRead)));
+        }
+        if (finished) controller.close();
       } catch (error) {
         await close();
         controller.error(wrap(error, "read", key));
