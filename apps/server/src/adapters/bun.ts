@@ -35,6 +35,7 @@ export function createBunFetch(
   registry: Registry,
 ): (request: Request, server: BunServer) => Response | Promise<Response> {
   const { metrics } = registry.services;
+  const blobs = new BlobCache(BLOB_CACHE_BYTES);
   return (request, server) => {
     const started = performance.now();
     const headers = request.headers;
@@ -57,13 +58,48 @@ export function createBunFetch(
       clientIp: ip,
     });
     if (!fast) return registry.fetch(request, { clientIp: ip() });
-    const response = new Response(fast.body as Uint8Array<ArrayBuffer> | null, {
-      status: fast.status,
-      headers: fast.headers,
-    });
+    const response = new Response(fast.body && blobs.of(fast.body), { status: fast.status, headers: fast.headers });
     metrics.observeFastRead(request.method, fast.route, fast.status, (performance.now() - started) / 1000);
     return response;
   };
+}
+
+/** Bytes of Blobs kept for bodies served from memory (see `BlobCache`). */
+const BLOB_CACHE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Blobs of the cached bodies served last, so that serving one again copies nothing. Bun copies a
+ * `Uint8Array` into every `Response` made from it (8.6 µs for a 100 KB tarball, and garbage for the
+ * collector at every request) but shares an immutable `Blob`'s bytes (0.4 µs). The caches themselves keep
+ * plain bytes, which Node writes as they are; here a Blob is made on a body's first read and kept while it
+ * is among the last served up to `maxBytes` (a body larger than an eighth of that is not kept). Keys are
+ * the cached `Uint8Array`s, which the caches never change.
+ */
+export class BlobCache {
+  private readonly blobs = new Map<Uint8Array, Blob>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  of(body: Uint8Array): Blob {
+    let blob = this.blobs.get(body);
+    if (blob) {
+      // Most recently used last: Map keeps insertion order.
+      this.blobs.delete(body);
+      this.blobs.set(body, blob);
+      return blob;
+    }
+    blob = new Blob([body as Uint8Array<ArrayBuffer>]);
+    if (body.byteLength > this.maxBytes / 8) return blob;
+    this.blobs.set(body, blob);
+    this.bytes += body.byteLength;
+    for (const [oldest, kept] of this.blobs) {
+      if (this.bytes <= this.maxBytes) break;
+      this.blobs.delete(oldest);
+      this.bytes -= kept.size;
+    }
+    return blob;
+  }
 }
 
 /** Bun's most patient idle timeout: a slow upstream or a large upload between reads must not be cut off. */

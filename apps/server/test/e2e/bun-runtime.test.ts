@@ -1,5 +1,6 @@
 /** The registry itself running under Bun (serving with `Bun.serve`, not Node), driven by npm and `bun install`. */
 import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -85,12 +86,23 @@ it("answers cached reads from Bun.serve as Node does: gzip, ETag and 304, HEAD l
   // Bun.serve, not Bun's node:http (which, like Node's, announces "keep-alive: timeout=65").
   expect(first.headers.get("keep-alive")).toBeNull();
   const etag = first.headers.get("etag") as string;
-  const doc = (await first.json()) as { versions: Record<string, { dist: { tarball: string } }> };
+  const doc = (await first.json()) as { versions: Record<string, { dist: { tarball: string; integrity: string } }> };
   const tarball = doc.versions["1.0.0"]?.dist.tarball as string;
   expect(tarball).toBe(`${url}/bun-lib/-/bun-lib-1.0.0.tgz`);
   expect((await fetch(`${url}/bun-lib`, { headers: { "if-none-match": etag } })).status).toBe(304);
+  // The same cached bodies again (Bun then serves them from a Blob made on the first read): same bytes.
+  const again = await fetch(`${url}/bun-lib`, { headers: { "accept-encoding": "gzip" } });
+  expect(again.headers.get("etag")).toBe(etag);
+  expect(await again.json()).toEqual(doc);
   const got = await fetch(tarball);
   const bytes = new Uint8Array(await got.arrayBuffer());
+  const integrity = `sha512-${createHash("sha512").update(bytes).digest("base64")}`;
+  expect(integrity).toBe(doc.versions["1.0.0"]?.dist.integrity);
+  for (const round of [2, 3]) {
+    const repeat = await fetch(tarball);
+    expect(repeat.headers.get("content-length"), `round ${round}`).toBe(String(bytes.byteLength));
+    expect(new Uint8Array(await repeat.arrayBuffer()), `round ${round}`).toEqual(bytes);
+  }
   const head = await fetch(tarball, { method: "HEAD" });
   expect(head.status).toBe(200);
   expect(head.headers.get("content-length")).toBe(String(bytes.byteLength));
