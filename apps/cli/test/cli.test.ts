@@ -287,6 +287,21 @@ describe("fw registry start", () => {
     expect(await arenas({ ...inherited, MALLOC_ARENA_MAX: "8" })).toBe("MALLOC_ARENA_MAX=8");
   });
 
+  it("on Bun, runs with JavaScriptCore told of 128 MiB of RAM unless BUN_JSC_forceRAMSize is set, in the same process", async () => {
+    await using dir = await tempDir();
+    const ramSize = async (env: Record<string, string>) => {
+      await using running = await startFw(["registry", "start", "--port", "0"], { cwd: dir.path, env, bun: true });
+      expect((await fetch(`${running.url}/-/ping`)).status).toBe(200);
+      const environ = (await readFile(`/proc/${running.pid}/environ`, "utf8")).split("\0");
+      return environ.filter((entry) => /^(BUN_JSC_forceRAMSize|MALLOC_ARENA_MAX)=/.test(entry));
+    };
+    const { BUN_JSC_forceRAMSize: _, MALLOC_ARENA_MAX: __, ...inherited } = cleanEnv();
+    expect(await ramSize(inherited)).toEqual(["BUN_JSC_forceRAMSize=134217728"]);
+    expect(await ramSize({ ...inherited, BUN_JSC_forceRAMSize: "1073741824" })).toEqual([
+      "BUN_JSC_forceRAMSize=1073741824",
+    ]);
+  });
+
   it("prints its address as JSON with --json and takes its settings from the config file", async () => {
     await using dir = await tempDir();
     await writeFile(

@@ -1,9 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The built bin, run as a user would. */
 export const FW_BIN = fileURLToPath(new URL("../dist/fw.js", import.meta.url));
+
+/** The Bun binary of the `bun` dev dependency, for running the built bin under Bun. */
+export const BUN = join(dirname(createRequire(import.meta.url).resolve("bun/package.json")), "bin", "bun.exe");
 
 export function requireBuilt(): void {
   if (!existsSync(FW_BIN))
@@ -52,12 +57,16 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** An installed `fw` executable instead of `node dist/fw.js`. */
   bin?: string;
+  /** Run `dist/fw.js` with Bun instead of this Node. */
+  bun?: boolean;
   /** Written to stdin, which is then closed; without it stdin is ignored. */
   input?: string;
 }
 
 function spawnFw(args: readonly string[], options: RunOptions): ChildProcess {
-  const [command, argv] = options.bin ? [options.bin, [...args]] : [process.execPath, [FW_BIN, ...args]];
+  const [command, argv] = options.bin
+    ? [options.bin, [...args]]
+    : [options.bun ? BUN : process.execPath, [FW_BIN, ...args]];
   const child = spawn(command, argv, {
     cwd: options.cwd,
     env: options.env ?? cleanEnv(),

@@ -14,7 +14,7 @@ export interface StartOptions {
  * keeps the process alive and `startRegistry` stops it on SIGINT/SIGTERM.
  */
 export async function run(opts: StartOptions): Promise<void> {
-  limitMallocArenas();
+  tuneMemory();
   const { config } = await loadConfig({ file: opts.config, overrides: opts.overrides });
   await startRegistry(config, {
     onListening(url) {
@@ -25,29 +25,48 @@ export async function run(opts: StartOptions): Promise<void> {
 }
 
 /**
- * glibc gives each thread that allocates (libuv's pool running zlib, fs and crypto; V8's compiler and
- * GC threads) a malloc arena of its own and keeps freed memory in each, so a long-running server's RSS
- * creeps up by tens of MB that nothing uses. With `MALLOC_ARENA_MAX=2` the bench's peak RSS was 5–8 MB
- * lower with no measurable cost (docs/deploy.md). The variable must be set before the process starts,
- * so `fw registry start` replaces itself once (same PID, same arguments) with it set — unless it is set
- * already (to any value: that is the operator's choice), off glibc Linux, under a debugger, or where
- * `process.execve` is missing (Bun, Node before 22.15). Setting it in the service's environment (systemd,
- * the container image) saves the second start.
+ * Settings for the runtime's memory that only work when set before the process starts, so
+ * `fw registry start` replaces itself once (same PID, same arguments, `process.execve`) with them set.
+ * Each is left alone when set already (to any value: that is the operator's choice); nothing happens
+ * under a debugger or where `process.execve` is missing (Windows, Node before 22.15). Setting them in the
+ * service's environment (systemd, the container image) saves the second start. docs/deploy.md has the
+ * measurements.
+ *
+ * - Node on glibc Linux: `MALLOC_ARENA_MAX=2`. glibc gives each thread that allocates (libuv's pool
+ *   running zlib, fs and crypto; V8's compiler and GC threads) a malloc arena of its own and keeps freed
+ *   memory in each, so a long-running server's RSS creeps up by tens of MB that nothing uses; with two
+ *   arenas the bench's peak RSS was 5–8 MB lower at no measurable cost.
+ * - Bun: `BUN_JSC_forceRAMSize=134217728`. JavaScriptCore paces its collections by the machine's RAM (not
+ *   a container's limit): until the heap is a quarter of it, the heap may double between collections.
+ *   Told of 128 MiB, it collects once a heap past 32 MB has grown by half, past 64 MB by a quarter. The
+ *   bench's peak RSS fell from 240–257 to 130–144 MB while a package grew to 2,000 versions; publishes to
+ *   that package took a few ms longer (collections run during them). It is pacing, not a limit. Bun
+ *   hands `BUN_JSC_*` variables to JavaScriptCore's options.
  */
-function limitMallocArenas(): void {
-  if (process.platform !== "linux" || process.env.MALLOC_ARENA_MAX !== undefined) return;
-  if (process.versions.bun || typeof process.execve !== "function") return;
+function tuneMemory(): void {
+  const wanted = process.versions.bun ? bunSettings() : nodeSettings();
+  if (!wanted || typeof process.execve !== "function") return;
   // A debugger would stop in both starts.
   if (process.execArgv.some((arg) => arg.startsWith("--inspect"))) return;
-  // musl (Alpine) has no arenas to limit: no second start for nothing.
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  if (!header?.glibcVersionRuntime) return;
   try {
     process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
       ...process.env,
-      MALLOC_ARENA_MAX: "2",
+      ...wanted,
     });
   } catch {
     // Refused (a sandbox without execve): run as is.
   }
+}
+
+function nodeSettings(): Record<string, string> | undefined {
+  if (process.platform !== "linux" || process.env.MALLOC_ARENA_MAX !== undefined) return undefined;
+  // musl (Alpine) has no arenas to limit: no second start for nothing.
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return header?.glibcVersionRuntime ? { MALLOC_ARENA_MAX: "2" } : undefined;
+}
+
+function bunSettings(): Record<string, string> | undefined {
+  return process.env.BUN_JSC_forceRAMSize === undefined
+    ? { BUN_JSC_forceRAMSize: String(128 * 1024 * 1024) }
+    : undefined;
 }
