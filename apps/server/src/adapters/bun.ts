@@ -73,7 +73,8 @@ const BLOB_CACHE_BYTES = 4 * 1024 * 1024;
  * collector at every request) but shares an immutable `Blob`'s bytes (0.4 µs). The caches themselves keep
  * plain bytes, which Node writes as they are; here a Blob is made on a body's first read and kept while it
  * is among the last served up to `maxBytes` (a body larger than an eighth of that is not kept). Keys are
- * the cached `Uint8Array`s, which the caches never change.
+ * the cached `Uint8Array`s, which the caches never change; one the caches dropped stays here until
+ * pushed out, so the bytes held beyond the caches are at most twice `maxBytes`.
  */
 export class BlobCache {
   private readonly blobs = new Map<Uint8Array, Blob>();
