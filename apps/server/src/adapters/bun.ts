@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import type { Registry } from "../app.js";
 
 /** The part of a `Bun.serve` server fw uses (Bun's own type package is not a dependency). */
@@ -77,27 +78,21 @@ const BLOB_CACHE_BYTES = 4 * 1024 * 1024;
  * pushed out, so the bytes held beyond the caches are at most twice `maxBytes`.
  */
 export class BlobCache {
-  private readonly blobs = new Map<Uint8Array, Blob>();
-  private bytes = 0;
+  private readonly blobs: LRUCache<Uint8Array, Blob>;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(maxBytes: number) {
+    this.blobs = new LRUCache({
+      maxSize: maxBytes,
+      maxEntrySize: maxBytes / 8,
+      sizeCalculation: (blob) => Math.max(1, blob.size),
+    });
+  }
 
   of(body: Uint8Array): Blob {
     let blob = this.blobs.get(body);
-    if (blob) {
-      // Most recently used last: Map keeps insertion order.
-      this.blobs.delete(body);
+    if (!blob) {
+      blob = new Blob([body as Uint8Array<ArrayBuffer>]);
       this.blobs.set(body, blob);
-      return blob;
-    }
-    blob = new Blob([body as Uint8Array<ArrayBuffer>]);
-    if (body.byteLength > this.maxBytes / 8) return blob;
-    this.blobs.set(body, blob);
-    this.bytes += body.byteLength;
-    for (const [oldest, kept] of this.blobs) {
-      if (this.bytes <= this.maxBytes) break;
-      this.blobs.delete(oldest);
-      this.bytes -= kept.size;
     }
     return blob;
   }
