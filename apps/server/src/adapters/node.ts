@@ -10,6 +10,7 @@ import type { FwConfig } from "../config/index.js";
 import type { Logger } from "../context.js";
 import { Metrics } from "../services/metrics.js";
 import { BUN_IDLE_TIMEOUT_SECONDS, bunServe, createBunFetch } from "./bun.js";
+import { frontServer } from "./node-front.js";
 
 /**
  * The storage driver a config names. The S3 driver (and the AWS SDK behind it, ~30 MB of memory) is
@@ -134,6 +135,17 @@ interface Listening {
 
 async function listenWithNode(registry: Registry, config: FwConfig, basePath: string): Promise<Listening> {
   const server = createServer(createNodeListener(registry));
+  // Cached reads on connections that have sent nothing else are answered before node:http parses them.
+  const front = frontServer(server, {
+    fastRead: (request) => registry.fastRead(request),
+    fetch: (request, clientIp) => registry.fetch(request, { clientIp }),
+    onError: (error) => registry.services.logger.error("could not answer a request", { error: String(error) }),
+    clientIp: (address, forwardedFor) => registry.clientIp(address, forwardedFor),
+    observe: (method, route, status, seconds) =>
+      registry.services.metrics.observeFastRead(method, route, status, seconds),
+    keepAliveTimeoutMs: 65_000,
+    headersTimeoutMs: 66_000,
+  });
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 10 * 60_000;
@@ -156,6 +168,7 @@ async function listenWithNode(registry: Registry, config: FwConfig, basePath: st
         resolve();
       });
       server.closeIdleConnections();
+      front.closeAll();
     });
   return { url: `http://${host}:${address.port}${basePath}`, server, stop };
 }

@@ -1,0 +1,473 @@
+import { type Server, STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import type { FastReadParts, FastReadRequest } from "../routes/packages.js";
+
+/** What the front answers with: the registry's synchronous fast path, its `fetch`, and where it counts. */
+export interface FrontOptions {
+  fastRead(request: FastReadRequest): FastReadParts | undefined;
+  /** The registry for every other request the front reads (bodiless GETs and HEADs). */
+  fetch(request: Request, clientIp: string | undefined): Promise<Response>;
+  clientIp(socketAddress: string | undefined, forwardedFor: string | undefined): string | undefined;
+  /** Called after each answer of the fast path. */
+  observe?(method: string, route: FastReadParts["route"], status: number, seconds: number): void;
+  /** A connection silent this long between requests is closed, as `server.keepAliveTimeout` does. */
+  keepAliveTimeoutMs: number;
+  /** How long a request's head may take to arrive, as `server.headersTimeout`. */
+  headersTimeoutMs: number;
+  /** Called when the registry failed to give an answer at all (its own errors are answers). */
+  onError?(error: unknown): void;
+}
+
+export interface Front {
+  /** Connections the front serves (not handed to `node:http`). */
+  readonly connections: number;
+  /** Ends the front's connections, each once its answer in progress (if any) is written. */
+  closeAll(): void;
+}
+
+/** The request line of a request the front reads; anything else is `node:http`'s. */
+const REQUEST_LINE = /^(GET|HEAD) (\/[!-~]*) HTTP\/1\.1$/;
+/** A header field as RFC 9110 has it: a token, a colon, visible ASCII with spaces and tabs. */
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t -~]*?)[ \t]*$/;
+/** A host name, an IPv4 or bracketed IPv6 address, with an optional port. */
+const HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/** Fields that give a request a body or change the connection: requests with them go to `node:http`. */
+const NOT_OURS = new Set([
+  "content-length",
+  "transfer-encoding",
+  "expect",
+  "upgrade",
+  "te",
+  "trailer",
+  "http2-settings",
+]);
+/** More fields than any client sends with a GET: such a request goes to `node:http` and its limits. */
+const MAX_FIELDS = 64;
+/** `node:http`'s default limit of a request head; a longer one is handed over (it answers 431). */
+const MAX_HEAD = 16 * 1024;
+const END_OF_HEAD = "\r\n\r\n";
+/** A streamed answer's body is sent with a length when it ends within this many bytes, else chunked. */
+const BUFFER_BODY = 64 * 1024;
+
+/**
+ * The front of fw's `node:http` server. Node's HTTP machinery costs more than the rest of a cached read
+ * (~40 µs a request in all, of which fw's own work ~3 µs and the kernel's ~16 µs): a trivial `node:http`
+ * handler answered ~34k requests a second here, the same bytes written straight to the socket ~1.7×
+ * that. So the listening server's connections are read here first, and requests that are plain
+ * HTTP/1.1 `GET`s and `HEAD`s without a body are answered here: from `fastRead`'s prepared bytes when it
+ * has them, else through the registry's `fetch`. At the first request that is anything else — another
+ * method, a body, an unusual or duplicate field, a malformed head — the connection is handed to
+ * `node:http` for good, from that request's first byte on. Publishes, logins and every request with a
+ * body keep Node's parser (llhttp), its limits and timeouts.
+ *
+ * No HTTP server on npm fits between `node:http` and a native one: the recognizer below accepts a
+ * strict subset of HTTP/1.1 and hands over anything it has doubts about, which is what keeps two parsers
+ * on one connection safe — each request is parsed by exactly one of them, and the front only before
+ * any request was handed over.
+ */
+export function frontServer(server: Server, options: FrontOptions): Front {
+  // node:http's own listener, which the front calls with the connections it hands over.
+  const [httpListener] = server.rawListeners("connection") as ((socket: Socket) => void)[];
+  if (!httpListener) throw new Error("frontServer needs a node:http server");
+  server.removeListener("connection", httpListener);
+  const open = new Set<FrontConnection>();
+  let closing = false;
+  server.on("connection", (socket: Socket) => {
+    if (closing) return void httpListener.call(server, socket);
+    const connection = new FrontConnection(socket, options, {
+      handOver: (rest) => {
+        open.delete(connection);
+        if (rest.length > 0) socket.unshift(rest);
+        httpListener.call(server, socket);
+      },
+      done: () => open.delete(connection),
+    });
+    open.add(connection);
+  });
+  return {
+    get connections() {
+      return open.size;
+    },
+    closeAll() {
+      closing = true;
+      for (const connection of open) connection.close();
+    },
+  };
+}
+
+interface Head {
+  method: "GET" | "HEAD";
+  target: string;
+  fields: Record<string, string>;
+  /** The client asked to close the connection after this answer. */
+  close: boolean;
+}
+
+/** One connection while the front serves it: requests are answered one at a time, in order. */
+class FrontConnection {
+  /** Bytes received and not yet answered. */
+  private pending: Buffer | undefined;
+  /** When the first byte of the head being received came. */
+  private headSince = 0;
+  /** An answer is being written (its body streamed): reading waits for it. */
+  private busy = false;
+  /** The client does not read its answers: reading waits for `drain`. */
+  private blocked = false;
+  private closing = false;
+  private finished = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly options: FrontOptions,
+    private readonly owner: { handOver(rest: Buffer): void; done(): void },
+  ) {
+    socket.on("data", this.onData);
+    socket.on("drain", this.onDrain);
+    socket.on("timeout", this.onTimeout);
+    socket.on("end", this.onEnd);
+    socket.on("close", this.onClose);
+    socket.on("error", this.onError);
+    socket.setTimeout(options.keepAliveTimeoutMs);
+  }
+
+  /** Ends the connection once the answer in progress is written. */
+  close(): void {
+    this.closing = true;
+    if (!this.busy) this.end();
+  }
+
+  private readonly onData = (chunk: Buffer) => {
+    if (!this.pending || this.pending.length === 0) this.headSince = Date.now();
+    this.pending = this.pending && this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pump();
+  };
+
+  private readonly onDrain = () => {
+    if (!this.blocked) return;
+    this.blocked = false;
+    if (!this.busy) this.socket.resume();
+  };
+
+  private readonly onTimeout = () => {
+    if (!this.busy) this.socket.destroy();
+  };
+
+  // The server allows half-open connections (node:http's choice): once every answer is out, end too.
+  private readonly onEnd = () => this.close();
+
+  private readonly onClose = () => this.detach();
+
+  private readonly onError = () => {
+    // The socket closes itself; an answer being streamed stops at its next write.
+  };
+
+  /** Answers the complete requests received, in order, until one needs waiting for or is node:http's. */
+  private pump(): void {
+    while (!this.busy && !this.finished && this.pending && this.pending.length > 0) {
+      const bytes = this.pending;
+      const end = bytes.indexOf(END_OF_HEAD, 0, "latin1");
+      if (end < 0) {
+        if (bytes.length > MAX_HEAD) {
+          this.handOver(bytes);
+          return;
+        }
+        if (Date.now() - this.headSince > this.options.headersTimeoutMs) {
+          this.timedOut();
+          return;
+        }
+        return;
+      }
+      const head = end + END_OF_HEAD.length > MAX_HEAD ? undefined : parseHead(bytes.toString("latin1", 0, end));
+      if (!head) {
+        this.handOver(bytes);
+        return;
+      }
+      this.pending = bytes.subarray(end + END_OF_HEAD.length);
+      this.headSince = Date.now();
+      if (!this.answerFast(head)) {
+        this.busy = true;
+        this.socket.pause();
+        this.socket.setTimeout(0);
+        this.answer(head)
+          .then(() => this.answered(head.close))
+          .catch((error: unknown) => {
+            this.options.onError?.(error);
+            this.socket.destroy();
+          });
+        return;
+      }
+      if (head.close) {
+        this.end();
+        return;
+      }
+    }
+    if (this.blocked && !this.busy) this.socket.pause();
+  }
+
+  /** Writes `fastRead`'s answer when it has one. */
+  private answerFast(head: Head): boolean {
+    const started = performance.now();
+    const fast = this.options.fastRead({
+      method: head.method,
+      url: head.target,
+      origin: `http://${head.fields.host}`,
+      header: (name) => head.fields[name],
+      clientIp: () => this.clientIp(head),
+    });
+    if (!fast) return false;
+    const socket = this.socket;
+    socket.cork();
+    socket.write(headBytes(fast, head.method === "HEAD"));
+    this.write(head.close ? closingTail() : keepAliveTail(this.options.keepAliveTimeoutMs));
+    if (fast.body && head.method !== "HEAD") this.write(fast.body);
+    socket.uncork();
+    this.options.observe?.(head.method, fast.route, fast.status, (performance.now() - started) / 1000);
+    return true;
+  }
+
+  /** Any other bodiless GET or HEAD: the registry's `fetch`, its answer streamed. */
+  private async answer(head: Head): Promise<void> {
+    let response: Response;
+    try {
+      const headers = new Headers();
+      for (const name in head.fields) headers.set(name, head.fields[name] as string);
+      const url = `http://${head.fields.host}${head.target}`;
+      response = await this.options.fetch(new Request(url, { method: head.method, headers }), this.clientIp(head));
+    } catch (error) {
+      // A Host the URL parser refuses, or the registry failing outside its own error handling.
+      this.options.onError?.(error);
+      response = Response.json(
+        { error: error instanceof TypeError ? "bad request" : "internal server error" },
+        {
+          status: error instanceof TypeError ? 400 : 500,
+        },
+      );
+    }
+    try {
+      await this.writeResponse(response, head);
+    } catch {
+      // The body failed midway (an uplink cut off; whoever produced it has said why) or the client went
+      // away: the answer cannot be completed, so the connection ends without it, as node:http does.
+      this.socket.destroy();
+    }
+  }
+
+  private async writeResponse(response: Response, head: Head): Promise<void> {
+    const status = response.status;
+    const close = head.close || response.headers.get("connection")?.toLowerCase() === "close";
+    let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n`;
+    for (const [name, value] of response.headers) {
+      if (name === "connection" || name === "transfer-encoding" || name === "keep-alive") continue;
+      text += `${name}: ${value}\r\n`;
+    }
+    const tail = close ? closingTail() : keepAliveTail(this.options.keepAliveTimeoutMs);
+    const noBody = head.method === "HEAD" || status === 204 || status === 304 || status < 200;
+    if (noBody || !response.body) {
+      await response.body?.cancel().catch(() => {});
+      if (!noBody && !response.headers.has("content-length")) text += "content-length: 0\r\n";
+      this.write(Buffer.from(text, "latin1"));
+      this.write(tail);
+      return;
+    }
+    const reader = response.body.getReader();
+    try {
+      if (response.headers.has("content-length")) {
+        this.write(Buffer.from(text, "latin1"));
+        this.write(tail);
+        for (let next = await reader.read(); !next.done; next = await reader.read()) {
+          await this.send(next.value);
+        }
+        return;
+      }
+      // No length given: a short body is read whole and sent with one; a longer one goes out in chunks.
+      const start: Uint8Array[] = [];
+      let size = 0;
+      let next = await reader.read();
+      for (; !next.done && size <= BUFFER_BODY; next = await reader.read()) {
+        start.push(next.value);
+        size += next.value.byteLength;
+      }
+      if (next.done) {
+        this.socket.cork();
+        this.write(Buffer.from(`${text}content-length: ${size}\r\n`, "latin1"));
+        this.write(tail);
+        for (const piece of start) this.write(piece);
+        this.socket.uncork();
+        return;
+      }
+      this.write(Buffer.from(`${text}transfer-encoding: chunked\r\n`, "latin1"));
+      this.write(tail);
+      for (const piece of start) await this.sendChunk(piece);
+      for (; !next.done; next = await reader.read()) await this.sendChunk(next.value);
+      this.write(Buffer.from("0\r\n\r\n", "latin1"));
+    } finally {
+      reader.releaseLock();
+      if (this.socket.destroyed) await response.body.cancel().catch(() => {});
+    }
+  }
+
+  private async sendChunk(bytes: Uint8Array): Promise<void> {
+    if (this.socket.destroyed) throw new Error("the connection closed");
+    if (bytes.byteLength === 0) return;
+    this.socket.cork();
+    this.write(Buffer.from(`${bytes.byteLength.toString(16)}\r\n`, "latin1"));
+    this.write(bytes);
+    const more = this.write(Buffer.from("\r\n", "latin1"));
+    this.socket.uncork();
+    if (!more) await this.drained();
+  }
+
+  private async send(bytes: Uint8Array): Promise<void> {
+    if (this.socket.destroyed) throw new Error("the connection closed");
+    if (!this.write(bytes)) await this.drained();
+  }
+
+  /** Writes unless the connection is gone (`send` and `sendChunk`, which wait, stop there). */
+  private write(bytes: Uint8Array): boolean {
+    if (this.socket.destroyed) return false;
+    const more = this.socket.write(bytes);
+    if (!more) this.blocked = true;
+    return more;
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        this.socket.off("drain", done);
+        this.socket.off("close", done);
+        if (this.socket.destroyed) reject(new Error("the connection closed"));
+        else resolve();
+      };
+      this.socket.on("drain", done);
+      this.socket.on("close", done);
+    });
+  }
+
+  private answered(close: boolean): void {
+    this.busy = false;
+    if (this.finished) return;
+    if (close || this.closing) {
+      this.end();
+      return;
+    }
+    this.socket.setTimeout(this.options.keepAliveTimeoutMs);
+    if (!this.blocked) this.socket.resume();
+    this.pump();
+  }
+
+  private clientIp(head: Head): string | undefined {
+    return this.options.clientIp(this.socket.remoteAddress, head.fields["x-forwarded-for"]);
+  }
+
+  /** As node:http answers a head that does not arrive in time. */
+  private timedOut(): void {
+    this.detach();
+    this.socket.end("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n", "latin1");
+  }
+
+  private end(): void {
+    this.detach();
+    this.socket.end();
+  }
+
+  /** Gives the connection to node:http, which reads on from `rest` (the first request not answered here). */
+  private handOver(rest: Buffer): void {
+    const blocked = this.blocked;
+    this.detach();
+    this.socket.off("error", this.onError);
+    this.owner.handOver(rest);
+    // Reading paused for an unread answer: node:http waits for nothing of the front's.
+    if (blocked) this.socket.resume();
+  }
+
+  private detach(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.pending = undefined;
+    const socket = this.socket;
+    socket.off("data", this.onData);
+    socket.off("drain", this.onDrain);
+    socket.off("timeout", this.onTimeout);
+    socket.off("end", this.onEnd);
+    socket.off("close", this.onClose);
+    socket.setTimeout(0);
+    this.owner.done();
+  }
+}
+
+/** A request head (without its blank line) the front reads, or `undefined` when it is node:http's. */
+function parseHead(text: string): Head | undefined {
+  const lines = text.split("\r\n");
+  if (lines.length > MAX_FIELDS + 1) return undefined;
+  const requestLine = REQUEST_LINE.exec(lines[0] as string);
+  if (!requestLine) return undefined;
+  const fields: Record<string, string> = Object.create(null);
+  for (let i = 1; i < lines.length; i++) {
+    const field = HEADER_LINE.exec(lines[i] as string);
+    if (!field) return undefined;
+    const name = (field[1] as string).toLowerCase();
+    if (name in fields || NOT_OURS.has(name)) return undefined;
+    fields[name] = field[2] as string;
+  }
+  // A Host that is not a plain host[:port] would change the URL the request is routed by.
+  if (!fields.host || !HOST.test(fields.host)) return undefined;
+  let close = false;
+  const connection = fields.connection?.toLowerCase();
+  if (connection !== undefined) {
+    if (connection === "close") close = true;
+    else if (connection !== "keep-alive") return undefined;
+  }
+  return { method: requestLine[1] as Head["method"], target: requestLine[2] as string, fields, close };
+}
+
+/**
+ * Status line and headers of each shared header set, per status and whether a body follows (tarballs
+ * answer 200 and 304 with one set).
+ */
+const headsOf = new WeakMap<Readonly<Record<string, string>>, Map<number, Buffer>>();
+
+/** The head `node:http` writes for these parts, up to the fields it adds itself (see `keepAliveTail`). */
+function headBytes(parts: FastReadParts, head: boolean): Buffer {
+  let forSet = headsOf.get(parts.headers);
+  if (!forSet) {
+    forSet = new Map();
+    headsOf.set(parts.headers, forSet);
+  }
+  const bodyless = head || parts.body === null;
+  const key = parts.status * 2 + (bodyless ? 1 : 0);
+  let bytes = forSet.get(key);
+  if (!bytes) {
+    let text = `HTTP/1.1 ${parts.status} ${STATUS_CODES[parts.status] ?? ""}\r\n`;
+    for (const [name, value] of Object.entries(parts.headers)) text += `${name}: ${value}\r\n`;
+    // As node:http does for `res.end(body)` without a length: a body has one.
+    if (!bodyless && parts.headers["content-length"] === undefined) {
+      text += `content-length: ${(parts.body as Uint8Array).byteLength}\r\n`;
+    }
+    bytes = Buffer.from(text, "latin1");
+    forSet.set(key, bytes);
+  }
+  return bytes;
+}
+
+/** The end of a head on a kept-alive connection, made once a second: Date, Connection, Keep-Alive. */
+let keepAlive: { second: number; timeoutMs: number; bytes: Buffer } | undefined;
+let closing: { second: number; bytes: Buffer } | undefined;
+
+function keepAliveTail(timeoutMs: number): Buffer {
+  const second = Math.floor(Date.now() / 1000);
+  if (keepAlive?.second !== second || keepAlive.timeoutMs !== timeoutMs) {
+    const text = `Date: ${new Date(second * 1000).toUTCString()}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(timeoutMs / 1000)}\r\n\r\n`;
+    keepAlive = { second, timeoutMs, bytes: Buffer.from(text, "latin1") };
+  }
+  return keepAlive.bytes;
+}
+
+/** The end of the last head on a connection the client or the answer closes. */
+function closingTail(): Buffer {
+  const second = Math.floor(Date.now() / 1000);
+  if (closing?.second !== second) {
+    const text = `Date: ${new Date(second * 1000).toUTCString()}\r\nConnection: close\r\n\r\n`;
+    closing = { second, bytes: Buffer.from(text, "latin1") };
+  }
+  return closing.bytes;
+}
