@@ -3,6 +3,7 @@ import { createServer } from "node:http";
 import { type AddressInfo, connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { frontServer } from "../src/adapters/node-front.js";
+import { heldBytesResponse } from "../src/http/held.js";
 import { makeTarball, publishBody } from "./helpers/packages.js";
 import { startTestRegistry, type TestRegistry } from "./helpers/registry.js";
 
@@ -313,6 +314,25 @@ describe("the Node server's front (answers given)", () => {
     expect(short.body.equals(piece)).toBe(true);
     // Another method: node:http's listener answers from there on.
     expect((await raw.read()).status).toBe(599);
+    raw.close();
+  });
+
+  it("writes the bytes a response holds in memory themselves, not a copy made through its body stream", async () => {
+    const bytes = new Uint8Array(100_000).fill(1);
+    const url = await serve(async () => {
+      const response = heldBytesResponse(bytes, { headers: { "content-type": "application/octet-stream" } });
+      // Changed after the Response copied what it was given: only the held bytes show the change.
+      bytes.fill(2);
+      return response;
+    });
+    const raw = await RawClient.open(url);
+    raw.send(`${get("/held")}HEAD /held HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n${get("/held")}`);
+    const answer = await raw.read();
+    expect(answer.headers["content-length"]).toBe("100000");
+    expect(answer.body.every((byte) => byte === 2)).toBe(true);
+    const head = await raw.read({ head: true });
+    expect([head.status, head.headers["content-length"]]).toEqual([200, "100000"]);
+    expect((await raw.read()).body.length).toBe(100_000);
     raw.close();
   });
 

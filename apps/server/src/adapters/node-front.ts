@@ -1,5 +1,6 @@
 import { type Server, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
+import { heldBytes } from "../http/held.js";
 import type { FastReadParts, FastReadRequest } from "../routes/packages.js";
 
 /** What the front answers with: the registry's synchronous fast path, its `fetch`, and where it counts. */
@@ -262,6 +263,20 @@ class FrontConnection {
     }
     const tail = close ? closingTail() : keepAliveTail(this.options.keepAliveTimeoutMs);
     const noBody = head.method === "HEAD" || status === 204 || status === 304 || status < 200;
+    // Bytes held in memory (a cached form or tarball) are written as they are: reading them through the
+    // body stream would copy them first (see heldBytes).
+    const held = heldBytes(response);
+    if (held) {
+      // A HEAD is told the length its GET would have.
+      const bodyless = status === 204 || status === 304 || status < 200;
+      if (!bodyless && !response.headers.has("content-length")) text += `content-length: ${held.byteLength}\r\n`;
+      this.socket.cork();
+      this.write(Buffer.from(text, "latin1"));
+      this.write(tail);
+      if (!noBody) this.write(held);
+      this.socket.uncork();
+      return;
+    }
     if (noBody || !response.body) {
       await response.body?.cancel().catch(() => {});
       if (!noBody && !response.headers.has("content-length")) text += "content-length: 0\r\n";

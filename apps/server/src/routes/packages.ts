@@ -14,6 +14,7 @@ import {
 } from "../context.js";
 import { readJsonBody } from "../http/body.js";
 import { RegistryError } from "../http/errors.js";
+import { heldBytesResponse } from "../http/held.js";
 import { assertReadableName, parsePackagePath, tarballVersion } from "../npm/names.js";
 import { abbreviatedDocument, fullDocument, type Packument, publicVersion } from "../npm/packument.js";
 import type { PackumentCache, Rendered } from "../services/cache.js";
@@ -171,7 +172,8 @@ async function packument(c: AppContext, services: Services, name: string): Promi
     // fallback copy is not worth keeping anyway, so the next install asks again.
     parts.headers = { ...parts.headers, "npm-notice": notice, "cache-control": "no-store" };
   }
-  return new Response(parts.body as Uint8Array<ArrayBuffer> | null, { status: parts.status, headers: parts.headers });
+  const init = { status: parts.status, headers: parts.headers };
+  return parts.body ? heldBytesResponse(parts.body, init) : new Response(null, init);
 }
 
 export interface FastReadRequest {
@@ -326,7 +328,9 @@ async function tarballResponse(
     if (content.body instanceof ReadableStream) await content.body.cancel();
     return new Response(null, { status: matches ? 304 : 200, headers });
   }
-  return new Response(content.body as Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>, { status: 200, headers });
+  return content.body instanceof Uint8Array
+    ? heldBytesResponse(content.body, { status: 200, headers })
+    : new Response(content.body, { status: 200, headers });
 }
 
 /** Package documents, versions and tarballs: `/<name>`, `/@scope/name`, `/@scope%2fname`. */
