@@ -336,6 +336,25 @@ describe("the Node server's front (answers given)", () => {
     raw.close();
   });
 
+  it("stops reading pipelined requests while their answers are not read, and answers them all once they are", async () => {
+    const body = new Uint8Array(1024 * 1024).fill(7);
+    let answered = 0;
+    const url = await serve(async () => {
+      answered++;
+      return heldBytesResponse(body, {});
+    });
+    const raw = await RawClient.open(url);
+    raw.socket.pause();
+    raw.send(get("/big").repeat(200));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The kernel's socket buffers take a few answers; the rest wait for the client.
+    expect(answered).toBeLessThan(50);
+    raw.socket.resume();
+    for (let i = 0; i < 200; i++) expect((await raw.read()).body.length).toBe(body.length);
+    expect(answered).toBe(200);
+    raw.close();
+  });
+
   it("answers 500 when the registry throws, and goes on serving the connection", async () => {
     let calls = 0;
     const url = await serve(async () => {

@@ -146,7 +146,9 @@ class FrontConnection {
   private readonly onDrain = () => {
     if (!this.blocked) return;
     this.blocked = false;
-    if (!this.busy) this.socket.resume();
+    if (this.busy || this.finished) return;
+    this.socket.resume();
+    this.pump();
   };
 
   private readonly onTimeout = () => {
@@ -164,7 +166,9 @@ class FrontConnection {
 
   /** Answers the complete requests received, in order, until one needs waiting for or is node:http's. */
   private pump(): void {
-    while (!this.busy && !this.finished && this.pending && this.pending.length > 0) {
+    // A client that does not read its answers gets no more until they are sent: pipelined requests
+    // cannot pile up answers in memory (node:http pauses the same way).
+    while (!this.busy && !this.blocked && !this.finished && this.pending && this.pending.length > 0) {
       const bytes = this.pending;
       const end = bytes.indexOf(END_OF_HEAD, 0, "latin1");
       if (end < 0) {
