@@ -355,6 +355,16 @@ describe("the Node server's front (answers given)", () => {
     raw.close();
   });
 
+  it("closes the connection after an answer that says Connection: close", async () => {
+    const url = await serve(async () => new Response("bye", { headers: { connection: "close" } }));
+    const raw = await RawClient.open(url);
+    raw.send(get("/a") + get("/b"));
+    const answer = await raw.read();
+    expect([answer.status, answer.headers.connection, answer.body.toString()]).toEqual([200, "close", "bye"]);
+    // The second request is not answered: the connection ends after the first.
+    expect(await raw.closed()).toBe("");
+  });
+
   it("answers 500 when the registry throws, and goes on serving the connection", async () => {
     let calls = 0;
     const url = await serve(async () => {

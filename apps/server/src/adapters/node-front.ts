@@ -194,7 +194,7 @@ class FrontConnection {
         this.socket.pause();
         this.socket.setTimeout(0);
         this.answer(head)
-          .then(() => this.answered(head.close))
+          .then((close) => this.answered(close))
           .catch((error: unknown) => {
             this.options.onError?.(error);
             this.socket.destroy();
@@ -222,7 +222,7 @@ class FrontConnection {
     if (!fast) return false;
     const socket = this.socket;
     socket.cork();
-    socket.write(headBytes(fast, head.method === "HEAD"));
+    this.write(headBytes(fast, head.method === "HEAD"));
     this.write(head.close ? closingTail() : keepAliveTail(this.options.keepAliveTimeoutMs));
     if (fast.body && head.method !== "HEAD") this.write(fast.body);
     socket.uncork();
@@ -230,8 +230,8 @@ class FrontConnection {
     return true;
   }
 
-  /** Any other bodiless GET or HEAD: the registry's `fetch`, its answer streamed. */
-  private async answer(head: Head): Promise<void> {
+  /** Any other bodiless GET or HEAD: the registry's `fetch`, its answer streamed; true when it closes the connection. */
+  private async answer(head: Head): Promise<boolean> {
     let response: Response;
     try {
       const headers = new Headers();
@@ -249,15 +249,17 @@ class FrontConnection {
       );
     }
     try {
-      await this.writeResponse(response, head);
+      return await this.writeResponse(response, head);
     } catch {
       // The body failed midway (an uplink cut off; whoever produced it has said why) or the client went
       // away: the answer cannot be completed, so the connection ends without it, as node:http does.
       this.socket.destroy();
+      return true;
     }
   }
 
-  private async writeResponse(response: Response, head: Head): Promise<void> {
+  /** Writes the answer; true when it closes the connection (the client or the answer asked to). */
+  private async writeResponse(response: Response, head: Head): Promise<boolean> {
     const status = response.status;
     const close = head.close || response.headers.get("connection")?.toLowerCase() === "close";
     let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n`;
@@ -279,14 +281,14 @@ class FrontConnection {
       this.write(tail);
       if (!noBody) this.write(held);
       this.socket.uncork();
-      return;
+      return close;
     }
     if (noBody || !response.body) {
       await response.body?.cancel().catch(() => {});
       if (!noBody && !response.headers.has("content-length")) text += "content-length: 0\r\n";
       this.write(Buffer.from(text, "latin1"));
       this.write(tail);
-      return;
+      return close;
     }
     const reader = response.body.getReader();
     try {
@@ -296,7 +298,7 @@ class FrontConnection {
         for (let next = await reader.read(); !next.done; next = await reader.read()) {
           await this.send(next.value);
         }
-        return;
+        return close;
       }
       // No length given: a short body is read whole and sent with one; a longer one goes out in chunks.
       const start: Uint8Array[] = [];
@@ -312,13 +314,14 @@ class FrontConnection {
         this.write(tail);
         for (const piece of start) this.write(piece);
         this.socket.uncork();
-        return;
+        return close;
       }
       this.write(Buffer.from(`${text}transfer-encoding: chunked\r\n`, "latin1"));
       this.write(tail);
       for (const piece of start) await this.sendChunk(piece);
       for (; !next.done; next = await reader.read()) await this.sendChunk(next.value);
       this.write(Buffer.from("0\r\n\r\n", "latin1"));
+      return close;
     } finally {
       reader.releaseLock();
       if (this.socket.destroyed) await response.body.cancel().catch(() => {});
