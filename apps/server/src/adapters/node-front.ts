@@ -20,8 +20,6 @@ export interface FrontOptions {
 }
 
 export interface Front {
-  /** Connections the front serves (not handed to `node:http`). */
-  readonly connections: number;
   /** Ends the front's connections, each once its answer in progress (if any) is written. */
   closeAll(): void;
 }
@@ -86,9 +84,6 @@ export function frontServer(server: Server, options: FrontOptions): Front {
     open.add(connection);
   });
   return {
-    get connections() {
-      return open.size;
-    },
     closeAll() {
       closing = true;
       for (const connection of open) connection.close();
@@ -223,7 +218,7 @@ class FrontConnection {
     const socket = this.socket;
     socket.cork();
     this.write(headBytes(fast, head.method === "HEAD"));
-    this.write(head.close ? closingTail() : keepAliveTail(this.options.keepAliveTimeoutMs));
+    this.write(tailBytes(head.close, this.options.keepAliveTimeoutMs));
     if (fast.body && head.method !== "HEAD") this.write(fast.body);
     socket.uncork();
     this.options.observe?.(head.method, fast.route, fast.status, (performance.now() - started) / 1000);
@@ -267,7 +262,7 @@ class FrontConnection {
       if (name === "connection" || name === "transfer-encoding" || name === "keep-alive") continue;
       text += `${name}: ${value}\r\n`;
     }
-    const tail = close ? closingTail() : keepAliveTail(this.options.keepAliveTimeoutMs);
+    const tail = tailBytes(close, this.options.keepAliveTimeoutMs);
     const noBody = head.method === "HEAD" || status === 204 || status === 304 || status < 200;
     // Bytes held in memory (a cached form or tarball) are written as they are: reading them through the
     // body stream would copy them first (see heldBytes).
@@ -448,7 +443,7 @@ function parseHead(text: string): Head | undefined {
  */
 const headsOf = new WeakMap<Readonly<Record<string, string>>, Map<number, Buffer>>();
 
-/** The head `node:http` writes for these parts, up to the fields it adds itself (see `keepAliveTail`). */
+/** The head `node:http` writes for these parts, up to the fields it adds itself (see `tailBytes`). */
 function headBytes(parts: FastReadParts, head: boolean): Buffer {
   let forSet = headsOf.get(parts.headers);
   if (!forSet) {
@@ -471,25 +466,22 @@ function headBytes(parts: FastReadParts, head: boolean): Buffer {
   return bytes;
 }
 
-/** The end of a head on a kept-alive connection, made once a second: Date, Connection, Keep-Alive. */
-let keepAlive: { second: number; timeoutMs: number; bytes: Buffer } | undefined;
-let closing: { second: number; bytes: Buffer } | undefined;
+/** The ends of heads made in the current second, by `Connection` value: Date, Connection, Keep-Alive. */
+let tails: { second: number; timeoutMs: number; keepAlive?: Buffer; close?: Buffer } = { second: -1, timeoutMs: -1 };
 
-function keepAliveTail(timeoutMs: number): Buffer {
+/** The end of a head as node:http writes it: on a kept-alive connection, or on the last answer of one. */
+function tailBytes(close: boolean, timeoutMs: number): Buffer {
   const second = Math.floor(Date.now() / 1000);
-  if (keepAlive?.second !== second || keepAlive.timeoutMs !== timeoutMs) {
-    const text = `Date: ${new Date(second * 1000).toUTCString()}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(timeoutMs / 1000)}\r\n\r\n`;
-    keepAlive = { second, timeoutMs, bytes: Buffer.from(text, "latin1") };
+  if (tails.second !== second || tails.timeoutMs !== timeoutMs) tails = { second, timeoutMs };
+  const kind = close ? "close" : "keepAlive";
+  let bytes = tails[kind];
+  if (!bytes) {
+    const date = `Date: ${new Date(second * 1000).toUTCString()}\r\n`;
+    const connection = close
+      ? "Connection: close\r\n"
+      : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(timeoutMs / 1000)}\r\n`;
+    bytes = Buffer.from(`${date}${connection}\r\n`, "latin1");
+    tails[kind] = bytes;
   }
-  return keepAlive.bytes;
-}
-
-/** The end of the last head on a connection the client or the answer closes. */
-function closingTail(): Buffer {
-  const second = Math.floor(Date.now() / 1000);
-  if (closing?.second !== second) {
-    const text = `Date: ${new Date(second * 1000).toUTCString()}\r\nConnection: close\r\n\r\n`;
-    closing = { second, bytes: Buffer.from(text, "latin1") };
-  }
-  return closing.bytes;
+  return bytes;
 }
