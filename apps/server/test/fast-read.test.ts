@@ -38,6 +38,41 @@ describe("fastRead", () => {
     expect(read("/plain", {})?.status).toBe(200);
   });
 
+  it("remembers a connection's token by its exact value: another, a forged or a revoked token is checked afresh", async () => {
+    const { registry, token } = await setup({ packages: { "@acme/*": { access: ["alice"] } } });
+    const bob = await signUp(registry, ORIGIN, "bob");
+    const connection = {};
+    const read = (bearer: string) =>
+      registry.fastRead({
+        method: "GET",
+        url: "/@acme%2fwidget",
+        origin: ORIGIN,
+        header: (name) => (name === "authorization" ? `Bearer ${bearer}` : undefined),
+        connection,
+      });
+    for (const bearer of [token, bob]) {
+      await registry.fetch(new Request(`${ORIGIN}/-/whoami`, { headers: { authorization: `Bearer ${bearer}` } }));
+    }
+    expect(read(token)?.status).toBe(200);
+    // Bob may not read it: his token on the same connection must not pass as alice's.
+    expect(read(bob)).toBeUndefined();
+    expect(read(token)?.status).toBe(200);
+    const last = token.at(-1) === "A" ? "B" : "A";
+    expect(read(`${token.slice(0, -1)}${last}`)).toBeUndefined();
+    const logout = await registry.fetch(
+      new Request(`${ORIGIN}/-/user/token/${encodeURIComponent(token)}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${token}` },
+      }),
+    );
+    expect(logout.status).toBe(200);
+    expect(read(token)).toBeUndefined();
+    const full = await registry.fetch(
+      new Request(`${ORIGIN}/@acme%2fwidget`, { headers: { authorization: `Bearer ${token}` } }),
+    );
+    expect(full.status).toBe(401);
+  });
+
   it("answers cached packument GETs exactly as the full route does", async () => {
     const { registry, token } = await setup();
     const variants: Array<{ path: string; headers: Record<string, string>; method?: string }> = [

@@ -213,6 +213,7 @@ class FrontConnection {
       origin: `http://${head.fields.host}`,
       header: (name) => head.fields[name],
       clientIp: () => this.clientIp(head),
+      connection: this.socket,
     });
     if (!fast) return false;
     const socket = this.socket;

@@ -70,6 +70,7 @@ export function createNodeListener(registry: Registry): (req: IncomingMessage, r
         return Array.isArray(value) ? value.join(", ") : value;
       },
       clientIp: () => registry.clientIp(req.socket.remoteAddress, forwardedFor(req)),
+      connection: req.socket,
     });
     if (!fast) return void viaFetch(req, res);
     res.writeHead(fast.status, fast.headers);

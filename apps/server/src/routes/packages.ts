@@ -188,6 +188,11 @@ export interface FastReadRequest {
    * (finding the address costs more than the rest of a cached read on Bun).
    */
   clientIp?: string | (() => string | undefined);
+  /**
+   * An object that lives as long as the client's connection (the adapter's socket), when the adapter
+   * has one: the token's hash is remembered for the next request on the same connection.
+   */
+  connection?: object;
 }
 
 // Only plain package paths: anything with other escapes, a query or more segments takes the full route.
@@ -210,7 +215,7 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
     let who: ReturnType<typeof services.users.cachedIdentity> | null = null;
     if (authorization) {
       if (!authorization.startsWith("Bearer ")) return undefined;
-      who = services.users.cachedIdentity(authorization.slice(7).trim(), request.clientIp);
+      who = services.users.cachedIdentity(authorization.slice(7).trim(), request.clientIp, request.connection);
       if (!who) return undefined;
     }
     // The same read authorisation as the full route, decided synchronously (the policy is pure);

@@ -63,6 +63,14 @@ export class UsersService {
   readonly store: UserStore;
   readonly tokens: TokenStore;
   private readonly verified = new Map<string, Verified>();
+  /**
+   * The last token seen on each connection and its hash: an install sends the same token on every
+   * request of a keep-alive connection, and SHA-256 was most of what a cached authenticated read cost
+   * beyond an anonymous one. The token is held no longer than the connection that carries it (a weak
+   * key), and is compared only with what arrives on that same connection — in constant time, since a
+   * proxy's connection carries many clients' requests.
+   */
+  private readonly connectionTokens = new WeakMap<object, { token: string; hash: string }>();
   private readonly tokenCacheMs: number;
   /**
    * Recent successful Basic-auth checks, keyed by an HMAC of the credentials under a key made at start
@@ -199,9 +207,13 @@ export class UsersService {
    * The identity behind a token when a recent verification is cached and still holds, without
    * waiting; `undefined` otherwise (the caller then takes `resolveToken`, which also produces the errors).
    */
-  cachedIdentity(token: string, clientIp: string | undefined | (() => string | undefined)): Identity | undefined {
+  cachedIdentity(
+    token: string,
+    clientIp: string | undefined | (() => string | undefined),
+    connection?: object,
+  ): Identity | undefined {
     if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return undefined;
-    const hit = this.verified.get(sha256Hex(token));
+    const hit = this.verified.get(this.tokenHash(token, connection));
     if (!hit || Date.now() - hit.at >= this.tokenCacheMs) return undefined;
     const expiry = tokenExpiry(hit.record);
     if (expiry && expiry.at <= Date.now()) return undefined;
@@ -210,6 +222,15 @@ export class UsersService {
       return undefined;
     }
     return hit.identity;
+  }
+
+  private tokenHash(token: string, connection: object | undefined): string {
+    if (!connection) return sha256Hex(token);
+    const last = this.connectionTokens.get(connection);
+    if (last && sameToken(last.token, token)) return last.hash;
+    const hash = sha256Hex(token);
+    this.connectionTokens.set(connection, { token, hash });
+    return hash;
   }
 
   async resolveToken(token: string, clientIp: string | undefined): Promise<Identity> {
@@ -229,6 +250,14 @@ export class UsersService {
     this.verified.set(record.hash, { identity, record, at: Date.now() });
     return identity;
   }
+}
+
+/** Equality of two tokens in time that depends only on their length (which every fw token shares). */
+function sameToken(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
 }
 
 /** npm 11's `--read-only` arrives as `packages_and_scopes_permission: "read-only"`, older npm as `readonly`. */
