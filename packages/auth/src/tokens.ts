@@ -124,7 +124,15 @@ export type TokenRefusal = {
   record?: TokenRecord;
 };
 
-export type TokenDecision = { ok: true; record: TokenRecord; user: UserProfile } | TokenRefusal;
+export type TokenDecision =
+  | {
+      ok: true;
+      record: TokenRecord;
+      user: UserProfile;
+      /** When what the decision rests on was read from storage (ms since the epoch; older when cached). */
+      readAt: number;
+    }
+  | TokenRefusal;
 
 interface Tombstone {
   key: string;
@@ -162,13 +170,18 @@ class AgeCache<T> {
   ) {}
 
   get(key: string, now: number): T | undefined {
+    return this.entry(key, now)?.value;
+  }
+
+  /** The value with the time it was stored, while it is fresh. */
+  entry(key: string, now: number): Cached<T> | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     if (now - entry.at >= this.maxAgeMs || now < entry.at) {
       this.entries.delete(key);
       return undefined;
     }
-    return entry.value;
+    return entry;
   }
 
   set(key: string, value: T, now: number): void {
@@ -268,6 +281,11 @@ export class TokenStore {
   private readonly clock: () => number;
   private readonly records: AgeCache<TokenRecord | null>;
   private readonly profiles: AgeCache<UserProfile | null>;
+  /**
+   * Bumped whenever this process changes a token or forgets an account: a read that started before
+   * is not cached when it ends, since it may hold what was there before the change.
+   */
+  private changes = 0;
 
   constructor(
     private readonly storage: StorageDriver,
@@ -336,6 +354,7 @@ export class TokenStore {
     await casUpdate<{ tokens: TokenRecord[] }>(this.storage, this.indexKey(profile.name), (doc) => ({
       tokens: [...(doc?.tokens ?? []), record],
     }));
+    this.changes++;
     this.records.delete(record.hash);
     return { token, record };
   }
@@ -387,6 +406,7 @@ export class TokenStore {
     if (!(await createJson(this.storage, `tokens/${record.hash}.json`, record))) {
       throw new AuthError("E_CONFLICT", "token collision: refusing to reuse a token");
     }
+    this.changes++;
     this.records.delete(record.hash);
     return { token, record };
   }
@@ -396,36 +416,40 @@ export class TokenStore {
     return doc?.tokens ?? [];
   }
 
-  private async lookup(hash: string): Promise<TokenRecord | null> {
+  private async lookup(hash: string, fresh = false): Promise<Cached<TokenRecord | null>> {
     const now = this.clock();
-    const cached = this.records.get(hash, now);
+    const cached = fresh ? undefined : this.records.entry(hash, now);
     if (cached !== undefined) return cached;
+    const changes = this.changes;
     const record = await readJson<TokenRecord>(this.storage, `tokens/${hash}.json`);
-    this.records.set(hash, record, now);
-    return record;
+    if (changes === this.changes) this.records.set(hash, record, now);
+    return { value: record, at: now };
   }
 
-  private async owner(name: string): Promise<UserProfile | null> {
+  private async owner(name: string, fresh = false): Promise<Cached<UserProfile | null>> {
     const now = this.clock();
     const key = name.toLowerCase();
-    const cached = this.profiles.get(key, now);
+    const cached = fresh ? undefined : this.profiles.entry(key, now);
     if (cached !== undefined) return cached;
+    const changes = this.changes;
     const profile = await this.users.get(name);
-    this.profiles.set(key, profile, now);
-    return profile;
+    if (changes === this.changes) this.profiles.set(key, profile, now);
+    return { value: profile, at: now };
   }
 
   /** Forgets the cached profile of `name`, e.g. right after it was disabled through this process. */
   forgetUser(name: string): void {
+    this.changes++;
     this.profiles.delete(name.toLowerCase());
   }
 
   /**
    * Whether a bearer token may be used for this request. Refusals say what happened and what to do. The
    * package-level checks (read-only, package allow-list, environment) are `authorize`'s, since they depend
-   * on the package and the action.
+   * on the package and the action. `fresh`: read the token and its account from storage rather than
+   * from the last few seconds' cache (for a caller that keeps the answer for a while itself).
    */
-  async verify(token: string, context: { clientIp?: string } = {}): Promise<TokenDecision> {
+  async verify(token: string, context: { clientIp?: string; fresh?: boolean } = {}): Promise<TokenDecision> {
     if (!TOKEN_SHAPE.test(token)) {
       return {
         ok: false,
@@ -434,7 +458,7 @@ export class TokenStore {
       };
     }
     const hash = sha256Hex(token);
-    const record = await this.lookup(hash);
+    const { value: record, at: recordAt } = await this.lookup(hash, context.fresh);
     if (!record) {
       const tombstone = await readJson<Tombstone>(this.storage, `revoked-tokens/${hash}.json`);
       return {
@@ -461,9 +485,9 @@ export class TokenStore {
     }
     if (record.trustedPublisher) {
       // No account behind it: the verified CI identity was the credential, and the record says what it may do.
-      return { ok: true, record, user: trustedPublisherProfile(record) };
+      return { ok: true, record, user: trustedPublisherProfile(record), readAt: recordAt };
     }
-    const user = await this.owner(record.user);
+    const { value: user, at: userAt } = await this.owner(record.user, context.fresh);
     if (!user) {
       return { ok: false, code: "E_UNAUTHORIZED", record, reason: `the account "${record.user}" no longer exists` };
     }
@@ -483,7 +507,7 @@ export class TokenStore {
         reason: `this token may only be used from ${record.cidr_whitelist.join(", ")}, not from ${context.clientIp ?? "an unknown address"}`,
       };
     }
-    return { ok: true, record, user };
+    return { ok: true, record, user, readAt: Math.min(recordAt, userAt) };
   }
 
   /** Revokes one of `user`'s tokens by key, or by an unambiguous key prefix of 6+ characters (as `npm token revoke`). */
@@ -503,8 +527,7 @@ export class TokenStore {
   async revokeValue(token: string): Promise<TokenRecord | null> {
     if (!TOKEN_SHAPE.test(token)) return null;
     const hash = sha256Hex(token);
-    this.records.delete(hash);
-    const record = await this.lookup(hash);
+    const { value: record } = await this.lookup(hash, true);
     if (!record) return null;
     await this.remove(record);
     return record;
@@ -527,6 +550,7 @@ export class TokenStore {
     };
     await createJson(this.storage, `revoked-tokens/${record.hash}.json`, tombstone);
     await this.storage.delete(`tokens/${record.hash}.json`);
+    this.changes++;
     this.records.set(record.hash, null, this.clock());
     await casUpdate<{ tokens: TokenRecord[] }>(this.storage, this.indexKey(record.user), (doc) =>
       doc ? { tokens: doc.tokens.filter((t) => t.key !== record.key) } : undefined,

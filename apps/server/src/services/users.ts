@@ -48,6 +48,8 @@ interface Verified {
   identity: Identity;
   record: TokenRecord;
   at: number;
+  /** When the token stops being valid (`tokenExpiry`), worked out once. */
+  expiresAt: number;
 }
 
 interface PasswordCheck {
@@ -81,8 +83,17 @@ export class UsersService {
   private readonly passwordChecks = new Map<string, PasswordCheck>();
   private readonly passwordChecking = new Map<string, Promise<User | null>>();
   private readonly passwordCheckKey = randomBytes(32);
-  /** Bumped by `forgetUser`: a check that started before it is not remembered when it ends. */
+  /**
+   * Bumped by `forgetUser` and token revocations: a password or token check that started before it is
+   * not remembered when it ends.
+   */
   private accountsChanged = 0;
+  /**
+   * Token checks in flight, by token hash and client address: the requests that find a token's cached
+   * check expired at once (every keep-alive connection of an install) share one storage read, and a
+   * check refreshed ahead of expiry is made once.
+   */
+  private readonly resolving = new Map<string, Promise<Identity>>();
 
   private readonly policy: Policy;
 
@@ -193,14 +204,21 @@ export class UsersService {
 
   async revokeToken(user: string, keyOrPrefix: string): Promise<TokenRecord> {
     const record = await this.tokens.revoke(user, keyOrPrefix);
+    this.accountsChanged++;
     this.verified.delete(record.hash);
     return record;
   }
 
   /** Revokes the token itself (logout). Unknown tokens are not an error: the outcome is the same. */
   async revokeTokenValue(token: string): Promise<boolean> {
-    this.verified.delete(sha256Hex(token));
-    return (await this.tokens.revokeValue(token)) !== null;
+    const hash = sha256Hex(token);
+    this.accountsChanged++;
+    this.verified.delete(hash);
+    const revoked = (await this.tokens.revokeValue(token)) !== null;
+    // A check that read the token while it was being revoked must not be remembered either.
+    this.accountsChanged++;
+    this.verified.delete(hash);
+    return revoked;
   }
 
   /**
@@ -213,15 +231,27 @@ export class UsersService {
     connection?: object,
   ): Identity | undefined {
     if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return undefined;
-    const hit = this.verified.get(this.tokenHash(token, connection));
-    if (!hit || Date.now() - hit.at >= this.tokenCacheMs) return undefined;
-    const expiry = tokenExpiry(hit.record);
-    if (expiry && expiry.at <= Date.now()) return undefined;
+    const hash = this.tokenHash(token, connection);
+    const hit = this.verified.get(hash);
+    const now = Date.now();
+    if (!hit || now - hit.at >= this.tokenCacheMs) return undefined;
+    if (hit.expiresAt <= now) return undefined;
     const ranges = hit.record.cidr_whitelist;
-    if (ranges.length > 0 && !ipAllowed(typeof clientIp === "function" ? clientIp() : clientIp, ranges)) {
-      return undefined;
-    }
+    const ip = ranges.length > 0 ? (typeof clientIp === "function" ? clientIp() : clientIp) : undefined;
+    if (ranges.length > 0 && !ipAllowed(ip, ranges)) return undefined;
+    // Checked again from storage in the background after half its time, so that a token in steady use
+    // never expires under its requests (which would all wait for storage at once).
+    if (now - hit.at >= this.tokenCacheMs / 2) this.refresh(hash, token, ip);
     return hit.identity;
+  }
+
+  private refresh(hash: string, token: string, clientIp: string | undefined): void {
+    if (this.resolving.has(`${hash}\n${clientIp ?? ""}`)) return;
+    this.resolveToken(token, clientIp, true).catch((error: unknown) => {
+      // Refused now (revoked, expired, account disabled): the next request takes the full route, which
+      // says why. A storage failure leaves the entry to expire in its time.
+      if (error instanceof RegistryError) this.verified.delete(hash);
+    });
   }
 
   private tokenHash(token: string, connection: object | undefined): string {
@@ -233,8 +263,20 @@ export class UsersService {
     return hash;
   }
 
-  async resolveToken(token: string, clientIp: string | undefined): Promise<Identity> {
-    const decision = await this.tokens.verify(token, clientIp === undefined ? {} : { clientIp });
+  /** The identity behind a token, checked against storage (`fresh`: past the token store's own cache). */
+  resolveToken(token: string, clientIp: string | undefined, fresh = false): Promise<Identity> {
+    const key = `${sha256Hex(token)}\n${clientIp ?? ""}`;
+    let pending = this.resolving.get(key);
+    if (!pending) {
+      pending = this.checkToken(token, clientIp, fresh).finally(() => this.resolving.delete(key));
+      this.resolving.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async checkToken(token: string, clientIp: string | undefined, fresh: boolean): Promise<Identity> {
+    const changes = this.accountsChanged;
+    const decision = await this.tokens.verify(token, { ...(clientIp !== undefined && { clientIp }), fresh });
     if (!decision.ok) throw new RegistryError(decision.code, decision.reason);
     const { record } = decision;
     const email = decision.user.email;
@@ -246,8 +288,12 @@ export class UsersService {
       token: record,
       principal: this.withOrgTeams(identityFor(this.policy, decision.user, record)),
     };
+    if (changes !== this.accountsChanged) return identity;
     if (this.verified.size > 10_000) this.verified.clear();
-    this.verified.set(record.hash, { identity, record, at: Date.now() });
+    // Aged from when the token and account were read, so a change made through another replica
+    // applies here within `tokenCacheMs` however the check was made.
+    const expiresAt = tokenExpiry(record)?.at ?? Number.POSITIVE_INFINITY;
+    this.verified.set(record.hash, { identity, record, at: decision.readAt, expiresAt });
     return identity;
   }
 }
