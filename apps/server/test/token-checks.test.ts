@@ -124,14 +124,16 @@ describe("token checks behind cached reads", () => {
     expect(users.cachedIdentity(token, IP)?.name).toBe("alice");
   });
 
-  it("does not remember a check that read the token before it was revoked here", async () => {
+  it("does not remember or share a check that read the token before it was revoked here", async () => {
     const { users, token, holdNextTokenRead } = await setup();
     const release = holdNextTokenRead();
     const check = users.resolveToken(token, IP);
-    // Logout while the check holds what it read before.
+    // Logout while the check holds what it read before; a request after the logout does not join that check.
     expect(await users.revokeTokenValue(token)).toBe(true);
+    const after = users.resolveToken(token, IP).catch((error: unknown) => error);
     release();
     expect((await check).name).toBe("alice");
+    expect(await after).toBeInstanceOf(RegistryError);
     expect(users.cachedIdentity(token, IP)).toBeUndefined();
     const refused = await users.resolveToken(token, IP).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(RegistryError);

@@ -182,7 +182,7 @@ export class UsersService {
    */
   forgetUser(name: string): void {
     // Checks in flight may predate the change: later requests start their own.
-    this.accountsChanged++;
+    this.tokensChanged();
     this.passwordChecking.clear();
     this.tokens.forgetUser(name);
     const lower = name.toLowerCase();
@@ -204,7 +204,7 @@ export class UsersService {
 
   async revokeToken(user: string, keyOrPrefix: string): Promise<TokenRecord> {
     const record = await this.tokens.revoke(user, keyOrPrefix);
-    this.accountsChanged++;
+    this.tokensChanged();
     this.verified.delete(record.hash);
     return record;
   }
@@ -212,13 +212,19 @@ export class UsersService {
   /** Revokes the token itself (logout). Unknown tokens are not an error: the outcome is the same. */
   async revokeTokenValue(token: string): Promise<boolean> {
     const hash = sha256Hex(token);
-    this.accountsChanged++;
+    this.tokensChanged();
     this.verified.delete(hash);
     const revoked = (await this.tokens.revokeValue(token)) !== null;
     // A check that read the token while it was being revoked must not be remembered either.
-    this.accountsChanged++;
+    this.tokensChanged();
     this.verified.delete(hash);
     return revoked;
+  }
+
+  /** After a revocation: checks in flight may have read the token before it, so later requests start their own. */
+  private tokensChanged(): void {
+    this.accountsChanged++;
+    this.resolving.clear();
   }
 
   /**
@@ -268,8 +274,11 @@ export class UsersService {
     const key = `${sha256Hex(token)}\n${clientIp ?? ""}`;
     let pending = this.resolving.get(key);
     if (!pending) {
-      pending = this.checkToken(token, clientIp, fresh).finally(() => this.resolving.delete(key));
-      this.resolving.set(key, pending);
+      const check = this.checkToken(token, clientIp, fresh).finally(() => {
+        if (this.resolving.get(key) === check) this.resolving.delete(key);
+      });
+      pending = check;
+      this.resolving.set(key, check);
     }
     return pending;
   }
