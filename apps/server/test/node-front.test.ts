@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import { type AddressInfo, connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { frontServer } from "../src/adapters/node-front.js";
+import { frontServer, keptLatin1 } from "../src/adapters/node-front.js";
 import { heldBytesResponse } from "../src/http/held.js";
 import { makeTarball, publishBody } from "./helpers/packages.js";
 import { startTestRegistry, type TestRegistry } from "./helpers/registry.js";
@@ -378,5 +378,15 @@ describe("the Node server's front (answers given)", () => {
     const next = await raw.read();
     expect([next.status, JSON.parse(next.body.toString())]).toEqual([200, { ok: true }]);
     raw.close();
+  });
+});
+
+describe("bytes the front keeps", () => {
+  it("live in memory of their own, not in a slice of Buffer's shared pool that they would pin", () => {
+    // Small Buffer.from results are slices of a shared slab (64 KB on Node 24): a kept one pins it all.
+    expect(Buffer.from("HTTP/1.1 200 OK\r\n", "latin1").buffer.byteLength).toBeGreaterThan(1024);
+    const head = keptLatin1('HTTP/1.1 200 OK\r\netag: "x"\r\n');
+    expect(head.buffer.byteLength).toBe(head.byteLength);
+    expect(head.toString("latin1")).toBe('HTTP/1.1 200 OK\r\netag: "x"\r\n');
   });
 });

@@ -464,9 +464,20 @@ function headBytes(parts: FastReadParts, head: boolean): Buffer {
     if (!bodyless && parts.headers["content-length"] === undefined) {
       text += `content-length: ${(parts.body as Uint8Array).byteLength}\r\n`;
     }
-    bytes = Buffer.from(text, "latin1");
+    bytes = keptLatin1(text);
     forSet.set(key, bytes);
   }
+  return bytes;
+}
+
+/**
+ * Bytes of a latin1 string in memory of their own, for keeping. `Buffer.from` cuts small buffers out
+ * of a shared 64 KB slab (Node 24's `Buffer.poolSize`), and one kept head pins its whole slab: a
+ * heap snapshot after loading 327 packages had 351 cached heads holding 130 slabs, 8.5 MB.
+ */
+export function keptLatin1(text: string): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(text.length);
+  bytes.write(text, "latin1");
   return bytes;
 }
 
