@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import { type AddressInfo, connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { frontServer, keptLatin1 } from "../src/adapters/node-front.js";
+import { frontServer, type Head, keptLatin1, parseHead } from "../src/adapters/node-front.js";
 import { heldBytesResponse } from "../src/http/held.js";
 import { makeTarball, publishBody } from "./helpers/packages.js";
 import { startTestRegistry, type TestRegistry } from "./helpers/registry.js";
@@ -388,5 +388,147 @@ describe("bytes the front keeps", () => {
     const head = keptLatin1('HTTP/1.1 200 OK\r\netag: "x"\r\n');
     expect(head.buffer.byteLength).toBe(head.byteLength);
     expect(head.toString("latin1")).toBe('HTTP/1.1 200 OK\r\netag: "x"\r\n');
+  });
+});
+
+interface ParsedHead {
+  method: Head["method"];
+  target: string;
+  fields: Record<string, string>;
+  close: boolean;
+}
+
+/** What `parseHead` read, as one object of fields. */
+function read(text: string): ParsedHead | undefined {
+  const head = parseHead(text);
+  if (!head) return undefined;
+  const fields = Object.fromEntries(head.names.map((name, i) => [name, head.values[i] as string]));
+  expect(head.host).toBe(fields.host);
+  return { method: head.method, target: head.target, fields, close: head.close };
+}
+
+/** The front's head parser as it was written first, with a pattern per line: what `parseHead` must agree with. */
+function parseHeadByPatterns(text: string): ParsedHead | undefined {
+  const lines = text.split("\r\n");
+  if (lines.length > 65) return undefined;
+  const requestLine = /^(GET|HEAD) (\/[!-~]*) HTTP\/1\.1$/.exec(lines[0] as string);
+  if (!requestLine) return undefined;
+  const fields: Record<string, string> = Object.create(null);
+  const notOurs = ["content-length", "transfer-encoding", "expect", "upgrade", "te", "trailer", "http2-settings"];
+  for (const line of lines.slice(1)) {
+    const field = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t -~]*)$/.exec(line);
+    if (!field) return undefined;
+    const name = (field[1] as string).toLowerCase();
+    if (name in fields || notOurs.includes(name)) return undefined;
+    fields[name] = (field[2] as string).replace(/[ \t]+$/, "");
+  }
+  if (!fields.host || !/^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(fields.host)) return undefined;
+  const connection = fields.connection?.toLowerCase();
+  if (connection !== undefined && connection !== "close" && connection !== "keep-alive") return undefined;
+  return {
+    method: requestLine[1] as Head["method"],
+    target: requestLine[2] as string,
+    fields: { ...fields },
+    close: connection === "close",
+  };
+}
+
+describe("the front's head parser", () => {
+  const npmHead = [
+    "GET /@acme%2fwidget HTTP/1.1",
+    "Host: 127.0.0.1:4873",
+    "accept-encoding: gzip,deflate",
+    "accept: application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+    "authorization: Bearer npm_abcdefghijklmnopqrstuvwxyz0123456789",
+    "npm-command: install",
+  ].join("\r\n");
+
+  it("reads the fields npm sends, and refuses heads node:http should judge", () => {
+    expect(read(npmHead)).toEqual({
+      method: "GET",
+      target: "/@acme%2fwidget",
+      fields: {
+        host: "127.0.0.1:4873",
+        "accept-encoding": "gzip,deflate",
+        accept: "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+        authorization: "Bearer npm_abcdefghijklmnopqrstuvwxyz0123456789",
+        "npm-command": "install",
+      },
+      close: false,
+    });
+    const refused = [
+      "GET / HTTP/1.1\r\nHost: a\r\nHost: b", // a field twice
+      "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0", // a body
+      "GET / HTTP/1.1\r\nHost: a\r\n folded", // obsolete line folding
+      "GET / HTTP/1.1\r\nHost: a\r\n: empty name",
+      "GET / HTTP/1.1\r\nHost: a\r\nno-colon",
+      "GET / HTTP/1.1\r\nHost: a\r\nx-bad name: 1",
+      "GET / HTTP/1.1\r\nHost: a\r\nx-ctl: a\u0001b",
+      "GET / HTTP/1.1\r\nHost: a\r\nx-del: a\u007fb",
+      "GET / HTTP/1.1\r\nHost: a\r\nx-latin1: caf\u00e9",
+      "GET / HTTP/1.1\r\nHost: a\r\nx-lf: a\nb",
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\nx: after a blank line",
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade",
+      "GET / HTTP/1.1\r\nHost: a/b",
+      "GET / HTTP/1.1",
+      "POST / HTTP/1.1\r\nHost: a",
+      `GET / HTTP/1.1\r\nHost: a${Array.from({ length: 64 }, (_, i) => `\r\nx-${i}: 1`).join("")}`,
+    ];
+    for (const head of refused) expect(read(head), JSON.stringify(head)).toBeUndefined();
+    // 64 fields is the most it reads itself.
+    const most = `GET / HTTP/1.1\r\nHost: a${Array.from({ length: 63 }, (_, i) => `\r\nx-${i}: 1`).join("")}`;
+    expect(Object.keys(read(most)?.fields ?? {})).toHaveLength(64);
+  });
+
+  it("agrees with the pattern-per-line parser on thousands of damaged heads", () => {
+    // A fixed-seed generator, so a failure is the same on every run.
+    let seed = 0x2545f491;
+    const random = (n: number) => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const alphabet = [
+      " ",
+      "\t",
+      ":",
+      "\r",
+      "\n",
+      "\r\n",
+      "\u0000",
+      "\u007f",
+      "\u00e9",
+      "a",
+      "Z",
+      "-",
+      "(",
+      "@",
+      "/",
+      "~",
+    ];
+    const bases = [
+      npmHead,
+      'HEAD /x HTTP/1.1\r\nHost: [::1]:80\r\nConnection: close\r\nIf-None-Match:  "abc"  \t',
+      "GET /x/-/x-1.0.0.tgz HTTP/1.1\r\nHOST: localhost\r\nX-Empty:\r\nAccept: */*",
+    ];
+    let accepted = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let head = bases[random(bases.length)] as string;
+      for (let edits = 1 + random(3); edits > 0; edits--) {
+        const at = random(head.length + 1);
+        const kind = random(3);
+        const piece = alphabet[random(alphabet.length)] as string;
+        if (kind === 0) head = head.slice(0, at) + piece + head.slice(at);
+        else if (kind === 1) head = head.slice(0, at) + head.slice(at + 1);
+        else head = head.slice(0, at) + piece + head.slice(at + 1);
+      }
+      const expected = parseHeadByPatterns(head);
+      expect(read(head), JSON.stringify(head)).toEqual(expected);
+      if (expected) accepted++;
+    }
+    // Both kinds occur: heads read and heads refused.
+    expect(accepted).toBeGreaterThan(2_000);
+    expect(accepted).toBeLessThan(18_000);
   });
 });

@@ -26,20 +26,38 @@ export interface Front {
 
 /** The request line of a request the front reads; anything else is `node:http`'s. */
 const REQUEST_LINE = /^(GET|HEAD) (\/[!-~]*) HTTP\/1\.1$/;
-/** A header field as RFC 9110 has it: a token, a colon, visible ASCII with spaces and tabs. */
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t -~]*)$/;
+/**
+ * The characters of a field name (RFC 9110's `tchar`), by code. A field is a name, a colon, optional
+ * spaces or tabs, and a value of visible ASCII, spaces and tabs.
+ */
+const TOKEN_CHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TOKEN_CHAR[c.charCodeAt(0)] = 1;
+}
+/** Lines of visible ASCII, spaces and tabs, separated by CRLF: no other control, no bare CR or LF. */
+const HEAD_TEXT = /^[\t -~]*(?:\r\n[\t -~]*)*$/;
 /** A host name, an IPv4 or bracketed IPv6 address, with an optional port. */
 const HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
-/** Fields that give a request a body or change the connection: requests with them go to `node:http`. */
-const NOT_OURS = new Set([
-  "content-length",
-  "transfer-encoding",
-  "expect",
-  "upgrade",
-  "te",
-  "trailer",
-  "http2-settings",
-]);
+/**
+ * Fields that give a request a body or change the connection: requests with them go to `node:http`.
+ * Told apart by length first: hashing each fresh field name for a set cost more than the rest of a line.
+ */
+function notOurs(name: string): boolean {
+  switch (name.length) {
+    case 2:
+      return name === "te";
+    case 6:
+      return name === "expect";
+    case 7:
+      return name === "upgrade" || name === "trailer";
+    case 14:
+      return name === "content-length" || name === "http2-settings";
+    case 17:
+      return name === "transfer-encoding";
+    default:
+      return false;
+  }
+}
 /** More fields than any client sends with a GET: such a request goes to `node:http` and its limits. */
 const MAX_FIELDS = 64;
 /** `node:http`'s default limit of a request head; a longer one is handed over (it answers 431). */
@@ -91,12 +109,24 @@ export function frontServer(server: Server, options: FrontOptions): Front {
   };
 }
 
-interface Head {
+export interface Head {
   method: "GET" | "HEAD";
   target: string;
-  fields: Record<string, string>;
+  /**
+   * The fields' names (lower-case) and values, in order. A request has a handful: finding one by a
+   * scan costs less than making an object keyed by fresh strings (V8 looks each key up to intern it).
+   */
+  names: string[];
+  values: string[];
+  host: string;
   /** The client asked to close the connection after this answer. */
   close: boolean;
+}
+
+/** A field's value, or `undefined` when the head has none. */
+export function fieldOf(head: Head, name: string): string | undefined {
+  const at = head.names.indexOf(name);
+  return at === -1 ? undefined : head.values[at];
 }
 
 /** One connection while the front serves it: requests are answered one at a time, in order. */
@@ -210,8 +240,8 @@ class FrontConnection {
     const fast = this.options.fastRead({
       method: head.method,
       url: head.target,
-      origin: `http://${head.fields.host}`,
-      header: (name) => head.fields[name],
+      origin: `http://${head.host}`,
+      header: (name) => fieldOf(head, name),
       clientIp: () => this.clientIp(head),
       connection: this.socket,
     });
@@ -231,8 +261,8 @@ class FrontConnection {
     let response: Response;
     try {
       const headers = new Headers();
-      for (const name in head.fields) headers.set(name, head.fields[name] as string);
-      const url = `http://${head.fields.host}${head.target}`;
+      for (let i = 0; i < head.names.length; i++) headers.set(head.names[i] as string, head.values[i] as string);
+      const url = `http://${head.host}${head.target}`;
       response = await this.options.fetch(new Request(url, { method: head.method, headers }), this.clientIp(head));
     } catch (error) {
       // A Host the URL parser refuses, or the registry failing outside its own error handling.
@@ -374,7 +404,7 @@ class FrontConnection {
   }
 
   private clientIp(head: Head): string | undefined {
-    return this.options.clientIp(this.socket.remoteAddress, head.fields["x-forwarded-for"]);
+    return this.options.clientIp(this.socket.remoteAddress, fieldOf(head, "x-forwarded-for"));
   }
 
   /** As node:http answers a head that does not arrive in time. */
@@ -413,32 +443,62 @@ class FrontConnection {
   }
 }
 
-/** A request head (without its blank line) the front reads, or `undefined` when it is node:http's. */
-function parseHead(text: string): Head | undefined {
-  const lines = text.split("\r\n");
-  if (lines.length > MAX_FIELDS + 1) return undefined;
-  const requestLine = REQUEST_LINE.exec(lines[0] as string);
+/**
+ * A request head (without its blank line) the front reads, or `undefined` when it is node:http's.
+ * Its characters are checked by one pattern and its fields cut at their colons: a pattern per line
+ * cost ~2.6 µs for the four lines wrk sends here (~3.7 µs with an `Authorization` line).
+ */
+export function parseHead(text: string): Head | undefined {
+  if (!HEAD_TEXT.test(text)) return undefined;
+  let end = text.indexOf("\r\n");
+  const requestLine = REQUEST_LINE.exec(end === -1 ? text : text.slice(0, end));
   if (!requestLine) return undefined;
-  const fields: Record<string, string> = Object.create(null);
-  for (let i = 1; i < lines.length; i++) {
-    const field = HEADER_LINE.exec(lines[i] as string);
-    if (!field) return undefined;
-    const name = (field[1] as string).toLowerCase();
-    if (name in fields || NOT_OURS.has(name)) return undefined;
-    // Trailing whitespace is trimmed here: a lazy value in the pattern cost twice as much per line.
-    const value = field[2] as string;
-    const last = value.charCodeAt(value.length - 1);
-    fields[name] = last === 32 || last === 9 ? value.trimEnd() : value;
+  const names: string[] = [];
+  const values: string[] = [];
+  while (end !== -1) {
+    if (names.length === MAX_FIELDS) return undefined;
+    const start = end + 2;
+    end = text.indexOf("\r\n", start);
+    const stop = end === -1 ? text.length : end;
+    const colon = text.indexOf(":", start);
+    if (colon <= start || colon >= stop) return undefined;
+    let upper = false;
+    for (let at = start; at < colon; at++) {
+      // Every code is below 127 here (HEAD_TEXT).
+      const code = text.charCodeAt(at);
+      if (TOKEN_CHAR[code] === 0) return undefined;
+      if (code >= 65 && code <= 90) upper = true;
+    }
+    const name = upper ? text.slice(start, colon).toLowerCase() : text.slice(start, colon);
+    if (notOurs(name) || names.includes(name)) return undefined;
+    let from = colon + 1;
+    while (from < stop && isBlank(text.charCodeAt(from))) from++;
+    let to = stop;
+    while (to > from && isBlank(text.charCodeAt(to - 1))) to--;
+    names.push(name);
+    values.push(text.slice(from, to));
   }
+  const host = values[names.indexOf("host")];
   // A Host that is not a plain host[:port] would change the URL the request is routed by.
-  if (!fields.host || !HOST.test(fields.host)) return undefined;
-  let close = false;
-  const connection = fields.connection?.toLowerCase();
+  if (!host || !HOST.test(host)) return undefined;
+  const head: Head = {
+    method: requestLine[1] as Head["method"],
+    target: requestLine[2] as string,
+    names,
+    values,
+    host,
+    close: false,
+  };
+  const connection = fieldOf(head, "connection")?.toLowerCase();
   if (connection !== undefined) {
-    if (connection === "close") close = true;
+    if (connection === "close") head.close = true;
     else if (connection !== "keep-alive") return undefined;
   }
-  return { method: requestLine[1] as Head["method"], target: requestLine[2] as string, fields, close };
+  return head;
+}
+
+function isBlank(code: number): boolean {
+  return code === 32 || code === 9;
 }
 
 /**
