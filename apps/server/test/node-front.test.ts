@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { type AddressInfo, connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -217,6 +217,33 @@ describe("the Node server's front (real registry on fs storage)", () => {
     const tgz = await raw.read();
     expect(tgz.status).toBe(200);
     expect(tgz.body.equals(tarball)).toBe(true);
+  });
+
+  it("writes answers from memory small and large alike: a small body goes out with its head, a large one after it", async () => {
+    await setup();
+    const big = makeTarball({
+      "package.json": JSON.stringify({ name: "big", version: "1.0.0" }),
+      // Random text stays large when gzipped: the tarball is well over the 16 KB written with its head.
+      "data.txt": randomBytes(60_000).toString("base64"),
+    });
+    expect(big.length).toBeGreaterThan(40_000);
+    const published = await fetch(`${registry?.url}/big`, {
+      method: "PUT",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify(publishBody(registry?.url as string, { name: "big", version: "1.0.0", tarball: big })),
+    });
+    expect(published.status).toBe(201);
+    const raw = await client();
+    // The first reads fill the caches; the second of each is answered from memory.
+    for (let round = 0; round < 2; round++) {
+      raw.send(get("/big/-/big-1.0.0.tgz") + get("/plain/-/plain-1.0.0.tgz") + get("/big/-/big-1.0.0.tgz"));
+      for (const expected of [big, tarball, big]) {
+        const answer = await raw.read();
+        expect(answer.status).toBe(200);
+        expect(Number(answer.headers["content-length"])).toBe(expected.length);
+        expect(answer.body.equals(expected)).toBe(true);
+      }
+    }
   });
 
   it("leaves requests it has doubts about to node:http: conflicting framing, oversized heads, HTTP/1.0, odd Host", async () => {
