@@ -266,7 +266,8 @@ try {
           RegistryKind,
           { seconds: number; ok: boolean; installed: number | null; error?: string }[]
         >();
-        for (let i = 0; i < options.runs && Date.now() < deadline; i++) {
+        const count = installer === "pnpm" ? options.pnpmRuns : options.runs;
+        for (let i = 0; i < count && Date.now() < deadline; i++) {
           for (const server of rotated(servers, i)) {
             const run = await coldInstall(processes, installer, {
               registry: server.url,
@@ -407,7 +408,7 @@ try {
         }
       }
       for (let round = 1; round <= options.wrkRounds && options.wrkSeconds > 0; round++) {
-        for (const { server, target } of targets) {
+        for (const { server, target } of pairsTurned(targets, round)) {
           if (Date.now() > deadline) throw new Error("--max-seconds reached");
           await wrkRound(processes, server, target, load);
           const w = target.result.wrkRounds?.at(-1);
@@ -521,4 +522,26 @@ try {
   console.log(`\n${markdown}`);
   log(`results: ${outBase}.json, ${outBase}.md`);
   process.exitCode = result.errors.length > 0 ? 1 : 0;
+}
+
+/**
+ * The targets in one wrk round's order. A target measured anonymously and its authenticated twin run
+ * back to back, and swap places every other round: otherwise the one that always comes first also always
+ * runs right after another target's load (another registry's, whose work may still be draining).
+ */
+function pairsTurned<T extends { target: { result: { kind: string; case: string; auth: boolean } } }>(
+  targets: T[],
+  round: number,
+): T[] {
+  const order = [...targets];
+  if (round % 2 === 1) return order;
+  for (let i = 0; i + 1 < order.length; i++) {
+    const a = (order[i] as T).target.result;
+    const b = (order[i + 1] as T).target.result;
+    if (a.kind === b.kind && a.case === b.case && a.auth !== b.auth) {
+      [order[i], order[i + 1]] = [order[i + 1] as T, order[i] as T];
+      i++;
+    }
+  }
+  return order;
 }

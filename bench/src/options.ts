@@ -8,6 +8,8 @@ export interface BenchOptions {
   out: string;
   only: Set<Phase>;
   runs: number;
+  /** Cold pnpm installs per registry (they take ~1.5 s, so more of them steady the median cheaply). */
+  pnpmRuns: number;
   connections: number;
   warmupSeconds: number;
   seconds: number;
@@ -54,7 +56,8 @@ vs Verdaccio → fw). Writes <out>/<date>.json and .md.
   --only LIST               phases to run: ${PHASES.join(",")} (corpus loading always runs)
   --registries LIST         ${REGISTRIES.join(",")} (default all four; fw-bun is fw run by Bun,
                             serving with Bun.serve, in every phase but the proxy one)
-  --runs N                  cold installs per registry and installer, and per proxy (default 5)
+  --runs N                  cold npm installs per registry, and per proxy (default 5)
+  --pnpm-runs N             cold pnpm installs per registry (default 9: ~1.5 s each, ±20 % apart)
   --connections N           keep-alive connections for autocannon and wrk (default 50)
   --warmup S / --seconds S  autocannon warm-up and measured seconds (default 2 / 8)
   --wrk-seconds S           wrk seconds per target and round, 0 to skip wrk (default 5)
@@ -96,6 +99,7 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
       only: { type: "string", default: PHASES.join(",") },
       registries: { type: "string", default: REGISTRIES.join(",") },
       runs: { type: "string", default: "5" },
+      "pnpm-runs": { type: "string", default: "9" },
       connections: { type: "string", default: "50" },
       warmup: { type: "string", default: "2" },
       seconds: { type: "string", default: "8" },
@@ -148,6 +152,7 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
     only: only as Set<Phase>,
     registries: registries as Set<RegistryKind>,
     runs: number("runs", values.runs, 1),
+    pnpmRuns: number("pnpm-runs", values["pnpm-runs"], 1),
     connections: number("connections", values.connections, 1),
     warmupSeconds: number("warmup", values.warmup),
     seconds: number("seconds", values.seconds, 1),

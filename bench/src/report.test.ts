@@ -3,8 +3,12 @@ import type { GetResult } from "./measure/http-load.ts";
 import { type BenchResult, evaluateGoals, renderMarkdown } from "./report.ts";
 import { stats } from "./stats.ts";
 
+function numbersOf(reqPerSec: number, MBps = 1) {
+  return { reqPerSec, MBps, latencyMs: { p50: 1, p99: 2 }, non2xx: 0, errors: 0 };
+}
+
 function get(kind: GetResult["kind"], c: GetResult["case"], auth: boolean, reqPerSec: number, MBps = 1): GetResult {
-  const numbers = { reqPerSec, MBps, latencyMs: { p50: 1, p99: 2 }, non2xx: 0, errors: 0, serverCpuPct: 50 };
+  const numbers = { ...numbersOf(reqPerSec, MBps), serverCpuPct: 50 };
   return {
     registry: kind,
     kind,
@@ -65,6 +69,31 @@ describe("goals", () => {
     expect(goals.find((g) => g.what === "GET full packument, fw vs Verdaccio (wrk req/s)")?.pass).toBe(false);
     const bun = goals.find((g) => g.what === "GET full packument, fw on Bun vs Verdaccio (wrk req/s)");
     expect(bun).toMatchObject({ pass: true, measured: "40.00× (40,000 vs 1,000)" });
+  });
+
+  it("compares authenticated with anonymous GETs round by round, by the median of the rounds' ratios", () => {
+    const rounds = (...perSecond: number[]) =>
+      perSecond.map((reqPerSec) => ({ ...numbersOf(reqPerSec), serverCpuPct: 90 }));
+    // Medians taken apart would say 0.80× (12,000 vs 15,000); the rounds, each run back to back, say 0.93×.
+    const anon = {
+      ...get("fw", "abbreviated", false, 15_000),
+      wrkRounds: rounds(20_000, 15_000, 16_000, 10_000, 13_000),
+    };
+    const auth = {
+      ...get("fw", "abbreviated", true, 12_000),
+      wrkRounds: rounds(19_000, 14_000, 12_000, 9_500, 10_000),
+    };
+    const goals = evaluateGoals(result({ gets: [anon, auth] }));
+    expect(goals.find((g) => g.what.startsWith("GET abbreviated, fw authenticated vs anonymous"))).toMatchObject({
+      pass: true,
+      measured: "0.93× (median of 5 rounds: 0.95, 0.93, 0.75, 0.95, 0.77)",
+    });
+    // Without rounds (an older result), the median rounds are compared.
+    const plain = evaluateGoals(result({ gets: [get("fw", "full", false, 15_000), get("fw", "full", true, 12_000)] }));
+    expect(plain.find((g) => g.what.startsWith("GET full, fw authenticated vs anonymous"))).toMatchObject({
+      pass: false,
+      measured: "0.80× (12,000 vs 15,000)",
+    });
   });
 
   it("reports goals whose phase did not run as not measured", () => {
