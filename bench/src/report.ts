@@ -376,7 +376,8 @@ export function renderMarkdown(r: BenchResult, context: { command: string }): st
   out.push("");
   out.push(
     `GETs: ${o.connections} keep-alive connections, npm's headers (\`Accept-Encoding: gzip,deflate\`; abbreviated = npm's \`Accept\`); ` +
-      `wrk (1 thread) ${o.wrkSeconds} s per round, ${o.wrkRounds} rounds over all targets in turn, the median round shown with the range of rounds; ` +
+      `wrk (1 thread) ${o.wrkSeconds} s per round, ${o.wrkRounds} rounds over all targets in turn, the median round shown with the range of rounds ` +
+      "(an anonymous target and its authenticated twin back to back, swapping places every other round); " +
       `autocannon ${o.seconds} s after a warm-up, once per target; server CPU is during wrk, % of one core; "authenticated" adds \`Authorization: Bearer <token>\`. ` +
       `Installs: fresh project, empty cache/store and HOME each run, registry and token in the project's .npmrc, runs interleaved across registries, each round starting with the next one.`,
   );
