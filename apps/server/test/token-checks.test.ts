@@ -124,6 +124,52 @@ describe("token checks behind cached reads", () => {
     expect(users.cachedIdentity(token, IP)?.name).toBe("alice");
   });
 
+  it("answers a connection's repeated Authorization header from its last check, and stops the moment the token is revoked", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(START);
+    const { users, token, tokenReads } = await setup();
+    const connection = {};
+    const header = `Bearer ${token}`;
+    await users.resolveToken(token, IP);
+    expect(users.cachedBearer(header, IP, connection)?.name).toBe("alice");
+    expect(users.cachedBearer(header, IP, connection)?.name).toBe("alice");
+
+    // Another header on the same connection is checked on its own: a wrong token of the same length,
+    // another scheme, the same token with other spacing.
+    const wrong = `${header.slice(0, -1)}${header.endsWith("a") ? "b" : "a"}`;
+    expect(users.cachedBearer(wrong, IP, connection)).toBeUndefined();
+    expect(
+      users.cachedBearer(`Basic ${Buffer.from("alice:password-1").toString("base64")}`, IP, connection),
+    ).toBeUndefined();
+    expect(users.cachedBearer(`Bearer  ${token}`, IP, connection)?.name).toBe("alice");
+    expect(users.cachedBearer(header, IP, connection)?.name).toBe("alice");
+
+    // Past half the cache time the header is still answered, and the token is read again behind it.
+    const reads = tokenReads();
+    vi.setSystemTime(START + CACHE_MS * 0.6);
+    expect(users.cachedBearer(header, IP, connection)?.name).toBe("alice");
+    await settle();
+    expect(tokenReads()).toBe(reads + 1);
+    expect(users.cachedBearer(header, IP, connection)?.name).toBe("alice");
+
+    expect(await users.revokeTokenValue(token)).toBe(true);
+    expect(users.cachedBearer(header, IP, connection)).toBeUndefined();
+    expect(users.cachedBearer(header, IP, {})).toBeUndefined();
+  });
+
+  it("checks the client's address on every request of a connection when the token is limited to some", async () => {
+    const { users } = await setup();
+    const { token } = await users.createToken("alice", { cidr: ["10.0.0.0/8"] });
+    const connection = {};
+    const header = `Bearer ${token}`;
+    await users.resolveToken(token, "10.1.2.3");
+    expect(users.cachedBearer(header, "10.1.2.3", connection)?.name).toBe("alice");
+    expect(users.cachedBearer(header, "10.1.2.3", connection)?.name).toBe("alice");
+    // A proxy's connection carries requests of several clients.
+    expect(users.cachedBearer(header, "192.168.1.1", connection)).toBeUndefined();
+    expect(users.cachedBearer(header, () => "10.9.9.9", connection)?.name).toBe("alice");
+  });
+
   it("does not remember or share a check that read the token before it was revoked here", async () => {
     const { users, token, holdNextTokenRead } = await setup();
     const release = holdNextTokenRead();

@@ -212,10 +212,9 @@ export function createFastRead(services: Services): (request: FastReadRequest) =
   /** The identity behind the request's token, `null` when anonymous, `undefined` to take the full route. */
   const reader = (request: FastReadRequest, name: string) => {
     const authorization = request.header("authorization");
-    let who: ReturnType<typeof services.users.cachedIdentity> | null = null;
+    let who: ReturnType<typeof services.users.cachedBearer> | null = null;
     if (authorization) {
-      if (!authorization.startsWith("Bearer ")) return undefined;
-      who = services.users.cachedIdentity(authorization.slice(7).trim(), request.clientIp, request.connection);
+      who = services.users.cachedBearer(authorization, request.clientIp, request.connection);
       if (!who) return undefined;
     }
     // The same read authorisation as the full route, decided synchronously (the policy is pure);
