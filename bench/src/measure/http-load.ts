@@ -39,7 +39,8 @@ export interface LoadOptions {
   wrkSeconds: number;
 }
 
-function headersFor(kind: GetCase, token: string | undefined): Record<string, string> {
+/** npm's request headers for a GET of this kind, with the token when given. */
+export function headersFor(kind: GetCase, token: string | undefined): Record<string, string> {
   return {
     ...bearer(token),
     "accept-encoding": "gzip,deflate",
@@ -68,7 +69,7 @@ function parseDuration(text: string | undefined): number {
 }
 
 /** wrk: one thread, C and epoll; on 2 cores it leaves the server a whole core, which autocannon does not. */
-async function runWrk(
+export async function runWrk(
   processes: Processes,
   url: string,
   headers: Record<string, string>,
