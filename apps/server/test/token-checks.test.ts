@@ -143,6 +143,12 @@ describe("token checks behind cached reads", () => {
     ).toBeUndefined();
     expect(users.cachedBearer(`Bearer  ${token}`, IP, connection)?.name).toBe("alice");
     expect(users.cachedBearer(header, IP, connection)?.name).toBe("alice");
+    // A header refused before any lookup (not an fw token, too long) is never taken for the last token's.
+    for (const refused of ["Bearer not-an-fw-token", `Bearer ${token}${"x".repeat(200)}`]) {
+      expect(users.cachedBearer(refused, IP, connection)).toBeUndefined();
+      expect(users.cachedBearer(refused, IP, connection)).toBeUndefined();
+    }
+    expect(users.cachedBearer(header, IP, connection)?.name).toBe("alice");
 
     // Past half the cache time the header is still answered, and the token is read again behind it.
     const reads = tokenReads();

@@ -59,8 +59,9 @@ interface Verified {
 /** What a connection last sent in `Authorization` and what it was found to be. */
 interface ConnectionToken {
   /**
-   * The whole header (`Bearer <token>`), the one key of a set, so that the next request's header is
-   * compared with it by hash (see `cachedBearer`), not character by character.
+   * The whole header (`Bearer <token>`) that carried this token when `verified` was found for it, the
+   * one key of a set, so that the next request's header is compared with it by hash (see
+   * `cachedBearer`), not character by character.
    */
   header: Set<string> | undefined;
   token: string;
@@ -288,6 +289,7 @@ export class UsersService {
     token: string,
     clientIp: string | undefined | (() => string | undefined),
     connection?: object,
+    header?: string,
   ): Identity | undefined {
     if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return undefined;
     const known = this.connectionToken(token, connection);
@@ -302,7 +304,11 @@ export class UsersService {
     // Checked again from storage in the background after half its time, so that a token in steady use
     // never expires under its requests (which would all wait for storage at once).
     if (now - hit.at >= this.tokenCacheMs / 2) this.refresh(hash, token, ip);
-    else if (known) known.verified = hit;
+    else if (known) {
+      // Only here is the header known to carry this very token, and the entry to hold for it.
+      known.verified = hit;
+      if (header !== undefined && !known.header?.has(header)) known.header = new Set([header]);
+    }
     return hit.identity;
   }
 
@@ -330,10 +336,7 @@ export class UsersService {
       }
     }
     if (!authorization.startsWith("Bearer ")) return undefined;
-    const identity = this.cachedIdentity(authorization.slice(7).trim(), clientIp, connection);
-    const known = connection && this.connectionTokens.get(connection);
-    if (known && !known.header?.has(authorization)) known.header = new Set([authorization]);
-    return identity;
+    return this.cachedIdentity(authorization.slice(7).trim(), clientIp, connection, authorization);
   }
 
   private refresh(hash: string, token: string, clientIp: string | undefined): void {
