@@ -85,7 +85,7 @@ try {
       const client = new RegistryClient(server.url);
       const response = await client.request("GET", path, { headers });
       client.close();
-      if (response.status !== 200) fail(`GET ${path} on ${server.url} answered ${response.status}`);
+      if (response.status !== 200) throw new Error(`GET ${path} on ${server.url} answered ${response.status}`);
     }
   }
   await Promise.all([
@@ -103,7 +103,9 @@ try {
       runWrk(processes, onAnonymous.url + path, anonymous, connections, seconds),
     ]);
     if (s.non2xx > 0 || n.non2xx > 0 || s.errors > 0 || n.errors > 0) {
-      fail(`round ${round}: ${s.non2xx + n.non2xx} answers that were not 2xx, ${s.errors + n.errors} socket errors`);
+      throw new Error(
+        `round ${round}: ${s.non2xx + n.non2xx} answers that were not 2xx, ${s.errors + n.errors} socket errors`,
+      );
     }
     const ratio = s.reqPerSec / n.reqPerSec;
     ratios.push(ratio);
@@ -137,6 +139,10 @@ try {
       `${values.control ? "control (both anonymous)" : "authenticated / anonymous"}, ${getCase}: median ${summary.median.toFixed(3)} of ${rounds} rounds (${summary.min.toFixed(3)}–${summary.max.toFixed(3)})${plan ? `; servers on CPU ${plan.servers}, wrk on ${plan.clients}` : "; not bound to CPUs (one CPU or no taskset)"}`,
     );
   }
+} catch (error) {
+  // One line, and the servers are still stopped below (process.exit would leave them running).
+  console.error(`duel: ${(error as Error).message}`);
+  process.exitCode = 1;
 } finally {
   for (const server of servers) await processes.stop(server.pid);
   rmSync(workDir, { recursive: true, force: true });
