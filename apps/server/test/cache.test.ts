@@ -136,6 +136,39 @@ describe("PackumentCache", () => {
     expect(renewed).not.toBe(one);
   });
 
+  it("keeps a document this process writes while a read of the older one is under way", async () => {
+    const storage = memoryDriver();
+    const key = "packages/small/packument.json";
+    const older = { ...bigPackument(2), name: "small", _rev: "1-a" };
+    await storage.put(key, JSON.stringify(older));
+    const stream = storage.stream.bind(storage);
+    let opened!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    let begun!: () => void;
+    const started = new Promise<void>((resolve) => {
+      begun = resolve;
+    });
+    storage.stream = async (k, options) => {
+      const object = await stream(k, options);
+      begun();
+      await gate;
+      return object;
+    };
+    const cache = new PackumentCache(storage, (name) => `packages/${name}/packument.json`);
+    const reading = cache.get("small");
+    await started;
+    // The write lands in storage and in the cache after the read took the older bytes.
+    const newer = { ...older, _rev: "2-b", description: "newer" };
+    const { etag } = await storage.put(key, JSON.stringify(newer));
+    cache.set("small", newer, etag);
+    opened();
+    expect((await reading)?.doc._rev).toBe("2-b");
+    expect(cache.peek("small")?.doc.description).toBe("newer");
+    expect((await cache.get("small"))?.etag).toBe(etag);
+  });
+
   it("charges each rendered form to the budget, so documents rendered many ways push older ones out", async () => {
     const storage = memoryDriver();
     const older = JSON.stringify({ ...bigPackument(40), name: "older" });

@@ -353,13 +353,20 @@ export class PackumentCache {
   }
 
   private async read(name: string, released?: Entry): Promise<Entry> {
+    const before = this.entries.peek(name);
+    // An entry set while the read was under way is a write through this process, committed after the
+    // read began: it is at least as new as what was read, which must not replace it.
+    const replaced = () => {
+      const now = this.entries.peek(name);
+      return now && now !== before && now !== released ? now : undefined;
+    };
     // A stream, so that a large document is parsed as it is read (see readJsonBody).
     const object = await this.storage.stream(this.keyOf(name));
     const current = this.entries.peek(name);
-    // Replaced meanwhile (a write through this process): that entry is newer than what was read.
-    if (released && current && current !== released) {
+    const newer = replaced() ?? (released && current && current !== released ? current : undefined);
+    if (newer) {
       await object?.body.cancel().catch(() => {});
-      return current;
+      return newer;
     }
     if (!object) return this.add(name, this.newEntry(null, null));
     const doc = (await readJsonBody(object.body, object.size)) as Packument;
@@ -372,7 +379,7 @@ export class PackumentCache {
       return released;
     }
     if (released && now && now !== released) return now;
-    return this.add(name, this.newEntry(doc, object.etag, object.size));
+    return replaced() ?? this.add(name, this.newEntry(doc, object.etag, object.size));
   }
 
   /**
