@@ -15,7 +15,8 @@ import {
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { readCorpus } from "./src/corpus.ts";
+import { packumentPath, readCorpus, tarballPath } from "./src/corpus.ts";
+import { duel } from "./src/measure/duel.ts";
 import { type GetCase, measureGet, typicalTarball, wrkRound } from "./src/measure/http-load.ts";
 import { coldInstall, type Installer, type InstallRun } from "./src/measure/installs.ts";
 import { measurePopular, seedPopular } from "./src/measure/popular.ts";
@@ -96,6 +97,7 @@ const result: BenchResult = {
   corpusLoad: [],
   installs: [],
   gets: [],
+  duels: [],
   publish: [],
   popular: [],
   proxy: [],
@@ -420,6 +422,61 @@ try {
           }
         }
         save();
+      }
+    });
+  }
+
+  if (want("duel")) {
+    await phase("authenticated against anonymous, two replicas on one core", async () => {
+      const tarball = typicalTarball(corpus.packages);
+      for (const server of servers.filter((s) => isFw(s.kind))) {
+        // A second fw of the same build and runtime on the same storage folder: a replica, as behind a
+        // load balancer. Not in `servers`: the phases' memory figures stay the main server's.
+        const twin = await startFw(processes, {
+          workDir: server.kind === "fw-bun" ? join(workDir, "fw-bun") : workDir,
+          maxBodyMB: 300,
+          serverModule: options.fwModule,
+          launch: options.fwLaunch ?? defaultLaunch(options.fwModule),
+          runtime: server.kind === "fw-bun" ? "bun" : "node",
+          ...(server.kind === "fw-bun" && { runtimeArgs: options.bunArgs }),
+          name: `${server.kind}-twin`,
+        });
+        try {
+          const plan: [GetCase, boolean][] = [
+            ["full", false],
+            ["abbreviated", false],
+            ["tarball", false],
+            ["abbreviated", true],
+          ];
+          for (const [getCase, control] of plan) {
+            if (Date.now() > deadline) throw new Error("--max-seconds reached");
+            const path =
+              getCase === "tarball" ? tarballPath(tarball.name, tarball.version) : packumentPath(options.packument);
+            const what = `${server.kind} ${getCase}${control ? " control (both anonymous)" : " authenticated / anonymous"}`;
+            const outcome = await duel(processes, {
+              a: server,
+              b: twin,
+              path,
+              case: getCase,
+              token: tokens.get(server.kind) as string,
+              control,
+              rounds: options.duelRounds,
+              seconds: options.duelSeconds,
+              connections: Math.max(1, Math.round(options.connections / 2)),
+              onRound: (r) =>
+                log(
+                  `duel ${what} round ${r.round}: ${r.subjectReqPerSec.toFixed(0)} vs ${r.anonymousReqPerSec.toFixed(0)} req/s = ${r.ratio.toFixed(3)}`,
+                ),
+            });
+            result.duels?.push(outcome);
+            log(
+              `duel ${what}: median ${outcome.median.toFixed(3)} (${outcome.min.toFixed(3)}–${outcome.max.toFixed(3)})`,
+            );
+            save();
+          }
+        } finally {
+          await processes.stop(twin.pid);
+        }
       }
     });
   }

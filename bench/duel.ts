@@ -8,29 +8,30 @@
  * dummy header as long as `Authorization`), which shows how close to 1 an even duel comes out. The
  * machine must be otherwise idle: a busy client core starves one wrk, and then its server idles.
  *
- *   node bench/duel.ts [--case abbreviated|full|tarball] [--rounds 8] [--seconds 4] [--connections 25]
+ *   node bench/duel.ts [--case abbreviated|full|tarball] [--rounds 10] [--seconds 4] [--connections 25]
  *                      [--control] [--json]
  *
- * Needs wrk and a built apps/cli. Bench's own full run (bench.ts) measures the same goal as paired
- * rounds against one server, which this machine's noise can swing by a third from one round to the next.
+ * Needs wrk and a built apps/cli. This runs the duel on a tiny package of its own, in a minute; bench.ts
+ * runs the same measurement (src/measure/duel.ts) in its "duel" phase on the corpus's packument and
+ * tarball, and judges the goal by it.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { RegistryClient } from "./src/http.ts";
-import { type GetCase, headersFor, runWrk } from "./src/measure/http-load.ts";
+import { duel } from "./src/measure/duel.ts";
+import type { GetCase } from "./src/measure/http-load.ts";
 import { Processes, splitCpus } from "./src/procs.ts";
 import { addUser, publishOk } from "./src/registry-api.ts";
 import { startFw } from "./src/servers/fw.ts";
 import type { RunningServer } from "./src/servers/types.ts";
-import { median } from "./src/stats.ts";
 import { smallPublishDoc } from "./src/synthetic.ts";
 
 const { values } = parseArgs({
   options: {
     case: { type: "string", default: "abbreviated" },
-    rounds: { type: "string", default: "8" },
+    rounds: { type: "string", default: "10" },
     seconds: { type: "string", default: "4" },
     connections: { type: "string", default: "25" },
     control: { type: "boolean", default: false },
@@ -54,11 +55,6 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-/** A header as long as `Authorization: Bearer <token>`, so both sides' requests are the same size. */
-function dummyHeader(token: string): [string, string] {
-  return ["x-not-a-token", "x".repeat(`Bearer ${token}`.length)];
-}
-
 const plan = splitCpus(cpus().length);
 const processes = new Processes(plan?.servers);
 const workDir = mkdtempSync(join(tmpdir(), "fw-duel-"));
@@ -75,68 +71,28 @@ try {
   await publishOk(writer, token, smallPublishDoc("duel-probe", "1.0.0", a.url));
   writer.close();
   const path = getCase === "tarball" ? "/duel-probe/-/duel-probe-1.0.0.tgz" : "/duel-probe";
-  const authenticated = headersFor(getCase, token);
-  const anonymous = { ...headersFor(getCase, undefined), ...Object.fromEntries([dummyHeader(token)]) };
-  const subject = values.control ? anonymous : authenticated;
-
-  // Both replicas answer both loads before the rounds: caches filled, the token verified on each.
-  for (const server of servers) {
-    for (const headers of [authenticated, anonymous]) {
-      const client = new RegistryClient(server.url);
-      const response = await client.request("GET", path, { headers });
-      client.close();
-      if (response.status !== 200) throw new Error(`GET ${path} on ${server.url} answered ${response.status}`);
-    }
-  }
-  await Promise.all([
-    runWrk(processes, a.url + path, subject, connections, 1),
-    runWrk(processes, b.url + path, anonymous, connections, 1),
-  ]);
-
-  const ratios: number[] = [];
-  const samples: { round: number; subjectOn: string; subject: number; anonymous: number; ratio: number }[] = [];
-  for (let round = 1; round <= rounds; round++) {
-    // The subject load goes to each replica in turn, so a difference between the two cancels out.
-    const [onSubject, onAnonymous] = round % 2 === 1 ? [a, b] : [b, a];
-    const [s, n] = await Promise.all([
-      runWrk(processes, onSubject.url + path, subject, connections, seconds),
-      runWrk(processes, onAnonymous.url + path, anonymous, connections, seconds),
-    ]);
-    if (s.non2xx > 0 || n.non2xx > 0 || s.errors > 0 || n.errors > 0) {
-      throw new Error(
-        `round ${round}: ${s.non2xx + n.non2xx} answers that were not 2xx, ${s.errors + n.errors} socket errors`,
-      );
-    }
-    const ratio = s.reqPerSec / n.reqPerSec;
-    ratios.push(ratio);
-    samples.push({
-      round,
-      subjectOn: onSubject === a ? "a" : "b",
-      subject: s.reqPerSec,
-      anonymous: n.reqPerSec,
-      ratio,
-    });
-    if (!values.json) {
-      console.log(
-        `round ${round}: ${values.control ? "anonymous (dummy header)" : "authenticated"} ${s.reqPerSec.toFixed(0)} req/s, anonymous ${n.reqPerSec.toFixed(0)} req/s: ${ratio.toFixed(3)}`,
-      );
-    }
-  }
-  const summary = {
+  const subjectName = values.control ? "anonymous (dummy header)" : "authenticated";
+  const result = await duel(processes, {
+    a,
+    b,
+    path,
     case: getCase,
+    token,
     control: values.control,
     rounds,
     seconds,
     connections,
-    cpus: plan ?? null,
-    median: median(ratios),
-    min: Math.min(...ratios),
-    max: Math.max(...ratios),
-  };
-  if (values.json) console.log(JSON.stringify({ ...summary, samples }, null, 2));
+    onRound: (r) => {
+      if (values.json) return;
+      console.log(
+        `round ${r.round}: ${subjectName} ${r.subjectReqPerSec.toFixed(0)} req/s, anonymous ${r.anonymousReqPerSec.toFixed(0)} req/s: ${r.ratio.toFixed(3)}`,
+      );
+    },
+  });
+  if (values.json) console.log(JSON.stringify({ ...result, cpus: plan ?? null }, null, 2));
   else {
     console.log(
-      `${values.control ? "control (both anonymous)" : "authenticated / anonymous"}, ${getCase}: median ${summary.median.toFixed(3)} of ${rounds} rounds (${summary.min.toFixed(3)}–${summary.max.toFixed(3)})${plan ? `; servers on CPU ${plan.servers}, wrk on ${plan.clients}` : "; not bound to CPUs (one CPU or no taskset)"}`,
+      `${values.control ? "control (both anonymous)" : "authenticated / anonymous"}, ${getCase}: median ${result.median.toFixed(3)} of ${result.pairs.length} pairs of rounds (pairs ${result.min.toFixed(3)}–${result.max.toFixed(3)})${plan ? `; servers on CPU ${plan.servers}, wrk on ${plan.clients}` : "; not bound to CPUs (one CPU or no taskset)"}`,
     );
   }
 } catch (error) {

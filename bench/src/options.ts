@@ -15,6 +15,9 @@ export interface BenchOptions {
   seconds: number;
   wrkSeconds: number;
   wrkRounds: number;
+  /** Rounds and seconds per round of each duel (authenticated against anonymous on two replicas). */
+  duelRounds: number;
+  duelSeconds: number;
   packument: string;
   checkpoints: number[];
   probe: number;
@@ -41,7 +44,7 @@ export interface BenchOptions {
 
 const REGISTRIES: RegistryKind[] = ["fw", "fw-bun", "verdaccio", "nginx"];
 
-export const PHASES = ["load", "install", "get", "publish", "popular", "proxy"] as const;
+export const PHASES = ["load", "install", "get", "duel", "publish", "popular", "proxy"] as const;
 export type Phase = (typeof PHASES)[number];
 
 const HELP = `usage: node bench.ts [options]
@@ -62,6 +65,10 @@ vs Verdaccio → fw). Writes <out>/<date>.json and .md.
   --warmup S / --seconds S  autocannon warm-up and measured seconds (default 2 / 8)
   --wrk-seconds S           wrk seconds per target and round, 0 to skip wrk (default 5)
   --wrk-rounds N            wrk rounds over all targets; the median round counts (default 5)
+  --duel-rounds N           rounds of each duel phase measurement: fw authenticated against anonymous,
+                            as two replicas sharing the server core under both loads at once; made
+                            even, the median pair of rounds counts (default 10)
+  --duel-seconds S          wrk seconds per duel round (default 4)
   --packument NAME          package for the packument GETs (default express)
   --checkpoints LIST        publish latency at these version counts (default 1,500,2000)
   --probe N                 timed publishes per checkpoint (default 20)
@@ -105,6 +112,8 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
       seconds: { type: "string", default: "8" },
       "wrk-seconds": { type: "string", default: "5" },
       "wrk-rounds": { type: "string", default: "5" },
+      "duel-rounds": { type: "string", default: "10" },
+      "duel-seconds": { type: "string", default: "4" },
       packument: { type: "string", default: "express" },
       checkpoints: { type: "string", default: "1,500,2000" },
       probe: { type: "string", default: "20" },
@@ -158,6 +167,8 @@ export function parseOptions(argv: string[], defaults: { corpus: string; out: st
     seconds: number("seconds", values.seconds, 1),
     wrkSeconds: number("wrk-seconds", values["wrk-seconds"]),
     wrkRounds: number("wrk-rounds", values["wrk-rounds"], 1),
+    duelRounds: number("duel-rounds", values["duel-rounds"], 1),
+    duelSeconds: number("duel-seconds", values["duel-seconds"], 1),
     packument: values.packument,
     checkpoints: list(values.checkpoints).map((c) => number("checkpoints", c)),
     probe: number("probe", values.probe, 1),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { DuelResult } from "./measure/duel.ts";
 import type { GetResult } from "./measure/http-load.ts";
 import { type BenchResult, evaluateGoals, renderMarkdown } from "./report.ts";
 import { stats } from "./stats.ts";
@@ -95,6 +96,47 @@ describe("goals", () => {
       pass: false,
       measured: "0.80× (12,000 vs 15,000)",
     });
+  });
+
+  it("judges authenticated against anonymous by the duel when it ran, with the control and the back-to-back rounds beside it", () => {
+    const rounds = (...perSecond: number[]) =>
+      perSecond.map((reqPerSec) => ({ ...numbersOf(reqPerSec), serverCpuPct: 90 }));
+    const anon = { ...get("fw", "abbreviated", false, 15_000), wrkRounds: rounds(20_000, 15_000, 16_000) };
+    const auth = { ...get("fw", "abbreviated", true, 12_000), wrkRounds: rounds(16_000, 12_000, 12_800) };
+    const duel = (control: boolean, ...ratios: number[]): DuelResult => ({
+      kind: "fw",
+      case: "abbreviated",
+      control,
+      path: "/express",
+      connections: 25,
+      seconds: 4,
+      rounds: ratios.map((ratio, i) => ({
+        round: i + 1,
+        subjectOn: i % 2 ? "b" : "a",
+        subjectReqPerSec: 10_000 * ratio,
+        anonymousReqPerSec: 10_000,
+        ratio,
+      })),
+      pairs: ratios,
+      median: [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)] as number,
+      min: Math.min(...ratios),
+      max: Math.max(...ratios),
+    });
+    const goals = evaluateGoals(
+      result({ gets: [anon, auth], duels: [duel(false, 0.94, 0.97, 0.95), duel(true, 0.99, 1.01, 0.98)] }),
+    );
+    expect(goals.find((g) => g.what.startsWith("GET abbreviated, fw authenticated vs anonymous"))).toEqual({
+      what: "GET abbreviated, fw authenticated vs anonymous (wrk req/s, two replicas sharing a core)",
+      target: "≥ 0.90×",
+      measured:
+        "0.95× (median of 3 pairs of rounds: 0.94, 0.97, 0.95; control, both anonymous (abbreviated): 0.99×; back-to-back rounds on one server: 0.80×)",
+      pass: true,
+    });
+    // A duel below the goal misses it, whatever the back-to-back rounds say.
+    const missed = evaluateGoals(result({ gets: [anon, anon], duels: [duel(false, 0.85, 0.88, 0.86)] }));
+    expect(missed.find((g) => g.what.startsWith("GET abbreviated, fw authenticated"))?.pass).toBe(false);
+    // Cases the duel did not measure keep the rounds' judgement.
+    expect(goals.find((g) => g.what.startsWith("GET full, fw authenticated"))?.what).toContain("rounds paired");
   });
 
   it("reports goals whose phase did not run as not measured", () => {
