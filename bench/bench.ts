@@ -491,6 +491,7 @@ try {
           probe: options.probe,
           deadline: Math.min(deadline, Date.now() + seconds * 1000),
           name: `bench-growth-${server.kind}`,
+          warmup: options.probe,
           onProgress: (m) => log(`${server.kind} ${m}`),
         });
         result.publish.push({ kind: server.kind, registry: server.label, ...growth });

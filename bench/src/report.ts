@@ -380,7 +380,10 @@ export function renderMarkdown(r: BenchResult, context: { command: string }): st
           const best = [...p.seeding].sort((a, b) => Math.abs(a.versions - n) - Math.abs(b.versions - n))[0];
           return best && Math.abs(best.versions - n) <= 250 ? fmt(best.meanMs, 1) : "–";
         };
-        return `${fmt(p.seconds)} s; ${near(250)} / ${near(1000)} / ${near(2000)}${p.stoppedEarly ? `; stopped: ${p.stoppedEarly}` : ""}`;
+        const warm = p.warmupMs
+          ? `; ${p.warmupMs.n} warm-up publishes before (another package) p50 ${fmt(p.warmupMs.p50, 1)} ms`
+          : "";
+        return `${fmt(p.seconds)} s; ${near(250)} / ${near(1000)} / ${near(2000)}${warm}${p.stoppedEarly ? `; stopped: ${p.stoppedEarly}` : ""}`;
       }),
     ]);
   }
