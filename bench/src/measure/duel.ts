@@ -4,14 +4,6 @@ import type { RunningServer } from "../servers/types.ts";
 import { median } from "../stats.ts";
 import { type GetCase, headersFor, runWrk } from "./http-load.ts";
 
-/**
- * Authenticated against anonymous GETs, measured so that the machine's noise cannot decide it: two fw
- * replicas of one storage folder, bound to the same core, one under authenticated wrk and the other
- * under anonymous wrk at the same time, the loads swapped every round. The scheduler gives the two
- * servers equal shares of the core, so the requests each completes in the same seconds compare what a
- * request costs it; a machine that slows down slows both. Back-to-back rounds against one server (the
- * GET phase's pairs) compare seconds apart, and this machine's load drifts by a fifth between them.
- */
 export interface DuelRound {
   round: number;
   /** Which replica served the subject's load this round. */
@@ -43,7 +35,7 @@ export interface DuelResult {
 }
 
 /** A header as long as `Authorization: Bearer <token>`, so both sides' requests are the same size. */
-export function dummyHeader(token: string): Record<string, string> {
+function dummyHeader(token: string): Record<string, string> {
   return { "x-not-a-token": "x".repeat(`Bearer ${token}`.length) };
 }
 
@@ -63,6 +55,14 @@ export interface DuelOptions {
   onRound?: (round: DuelRound) => void;
 }
 
+/**
+ * Authenticated against anonymous GETs, measured so that the machine's noise cannot decide it: two fw
+ * replicas of one storage folder, bound to the same core, one under authenticated wrk and the other
+ * under anonymous wrk at the same time, the loads swapped every round. The scheduler gives the two
+ * servers equal shares of the core, so the requests each completes in the same seconds compare what a
+ * request costs it; a machine that slows down slows both. Back-to-back rounds against one server (the
+ * GET phase's pairs) compare seconds apart, and this machine's load drifts by a fifth between them.
+ */
 export async function duel(processes: Processes, options: DuelOptions): Promise<DuelResult> {
   const { a, b, path, connections, seconds } = options;
   const anonymous = { ...headersFor(options.case, undefined), ...dummyHeader(options.token) };
