@@ -1,3 +1,5 @@
+import v8 from "node:v8";
+import vm from "node:vm";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Packument, PackumentEncoder, type VersionManifest } from "./packument.js";
@@ -56,6 +58,28 @@ describe("PackumentEncoder", () => {
     const bytes = encoder.storedForm(small, 2_000_000);
     expect(bytes).toBeInstanceOf(Uint8Array);
     expect(decoder.decode(bytes as Uint8Array)).toBe(JSON.stringify(small));
+  });
+
+  it("drops a previous body once nothing else holds its document, and keeps the others", async () => {
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const encoder = new PackumentEncoder();
+    const named = (name: string, versions: Record<string, VersionManifest>) => ({ ...doc(versions), _id: name, name });
+    const held = named("held", { "1.0.0": manifest("1.0.0") });
+    encoder.encode(held);
+    // Written and then let go of, as the packument cache lets go of a document it no longer holds.
+    const writeAndForget = () => encoder.encode(named("released", { "1.0.0": manifest("1.0.0") }));
+    writeAndForget();
+    expect(encoder.keeps("released")).toBe(true);
+    for (let i = 0; i < 50 && encoder.keeps("released"); i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(encoder.keeps("released")).toBe(false);
+    expect(encoder.keeps("held")).toBe(true);
+    // Both packages' next documents are still written exactly.
+    expectSame(encoder, named("held", { ...held.versions, "1.0.1": manifest("1.0.1") }));
+    expectSame(encoder, named("released", { "1.0.0": manifest("1.0.0"), "1.0.1": manifest("1.0.1") }));
   });
 
   it("writes what JSON.stringify writes as versions are appended, inserted, replaced and removed", () => {

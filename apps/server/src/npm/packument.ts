@@ -70,7 +70,8 @@ const SECTIONS = ["versions", "time"];
 
 /** Where each entry `"key":value` of one top-level object sits in a serialized body. */
 interface Section {
-  value: Record<string, unknown>;
+  /** The object serialized, held weakly: see `PackumentEncoder` on when a body is dropped. */
+  value: WeakRef<Record<string, unknown>>;
   keys: string[];
   starts: Uint32Array;
   ends: Uint32Array;
@@ -181,9 +182,20 @@ const STREAM_ABOVE = 1024 * 1024;
  * equal string, under the same key; documents read from storage or cloned are serialized afresh. This
  * relies on what the packument cache already requires: a document, once written or cached, is never
  * mutated in place.
+ *
+ * A previous body is kept only while its document is held somewhere else too (the packument cache):
+ * once the cache has let the document go, the next write reads it again from storage, whose objects
+ * can never be the ones serialized here, so the body could not be reused. It is dropped when the
+ * document is collected — after the growing package of the bench was released for a popular one, its
+ * 2.3 MB body and the 2,000 parsed manifests the body kept alive stayed in memory to no use.
  */
 export class PackumentEncoder {
   private readonly last: LRUCache<string, Serialized>;
+  private readonly collected = new FinalizationRegistry<{ name: string; serialized: Serialized }>(
+    ({ name, serialized }) => {
+      if (this.last.peek(name) === serialized) this.last.delete(name);
+    },
+  );
 
   /**
    * `maxBytes`: memory for the previous bodies it keeps, one per package, least recently written
@@ -197,7 +209,13 @@ export class PackumentEncoder {
         for (const section of entry.sections.values()) size += section.starts.byteLength * 2;
         return Math.max(1, size);
       },
+      dispose: (entry) => this.collected.unregister(entry),
     });
+  }
+
+  /** Whether the previous body of the package is kept (for tests). */
+  keeps(name: string): boolean {
+    return this.last.has(name);
   }
 
   /**
@@ -238,8 +256,16 @@ export class PackumentEncoder {
     }
     writer.text("}");
     const out = writer.finish();
-    if (sections.size > 0) this.last.set(doc.name, { body: out, sections });
-    else this.last.delete(doc.name);
+    if (sections.size > 0) {
+      const serialized = { body: out, sections };
+      this.last.set(doc.name, serialized);
+      if (this.last.peek(doc.name) === serialized) {
+        for (const section of sections.values()) {
+          const value = section.value.deref();
+          if (value) this.collected.register(value, { name: doc.name, serialized }, serialized);
+        }
+      }
+    } else this.last.delete(doc.name);
     return out;
   }
 }
@@ -259,13 +285,14 @@ function entryBytes(
   const ends = new Uint32Array(keys.length);
   let index: Map<string, number> | undefined;
   let count = 0;
+  const prevValue = prev?.value.deref();
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
     const entry = value[key];
     const comma = count > 0;
     let j = -1;
     // The same object or string under the same key as before; then find where it was (usually at the same index).
-    if (prev && prevBody && reusable(entry) && prev.value[key] === entry) {
+    if (prev && prevBody && prevValue && reusable(entry) && prevValue[key] === entry) {
       if (prev.keys[i] === key) j = i;
       else {
         index ??= new Map(prev.keys.map((k, n) => [k, n]));
@@ -295,7 +322,7 @@ function entryBytes(
     ends[i] = writer.offset;
     count++;
   }
-  return { value, keys, starts, ends };
+  return { value: new WeakRef(value), keys, starts, ends };
 }
 
 /** Values whose serialization is fixed by identity (objects never mutated) or by value (strings). */
