@@ -273,18 +273,26 @@ describe("fw registry start", () => {
     expect(stopped).toMatchObject({ code: 0, signal: null });
   });
 
-  it("runs with glibc's malloc arenas limited to 2 unless MALLOC_ARENA_MAX is set, in the same process", async () => {
+  it("runs with glibc's malloc arenas limited to 2 and its mmap threshold fixed, unless set, in the same process", async () => {
     await using dir = await tempDir();
-    const arenas = async (env: Record<string, string>) => {
+    const malloc = async (env: Record<string, string>) => {
       await using running = await startFw(["registry", "start", "--port", "0"], { cwd: dir.path, env });
       expect((await fetch(`${running.url}/-/ping`)).status).toBe(200);
       const environ = (await readFile(`/proc/${running.pid}/environ`, "utf8")).split("\0");
-      return environ.find((entry) => entry.startsWith("MALLOC_ARENA_MAX="));
+      return environ.filter((entry) => /^(MALLOC_ARENA_MAX|MALLOC_MMAP_THRESHOLD_)=/.test(entry)).sort();
     };
-    const { MALLOC_ARENA_MAX: _, ...inherited } = cleanEnv();
+    const { MALLOC_ARENA_MAX: _, MALLOC_MMAP_THRESHOLD_: __, ...inherited } = cleanEnv();
     // Replacing itself needs process.execve (Node 22.15+, 23.11+); without it fw runs as it was started.
-    expect(await arenas(inherited)).toBe(typeof process.execve === "function" ? "MALLOC_ARENA_MAX=2" : undefined);
-    expect(await arenas({ ...inherited, MALLOC_ARENA_MAX: "8" })).toBe("MALLOC_ARENA_MAX=8");
+    const execve = typeof process.execve === "function";
+    expect(await malloc(inherited)).toEqual(execve ? ["MALLOC_ARENA_MAX=2", "MALLOC_MMAP_THRESHOLD_=131072"] : []);
+    // Each is the operator's when set; the other is still set.
+    expect(await malloc({ ...inherited, MALLOC_ARENA_MAX: "8" })).toEqual(
+      execve ? ["MALLOC_ARENA_MAX=8", "MALLOC_MMAP_THRESHOLD_=131072"] : ["MALLOC_ARENA_MAX=8"],
+    );
+    expect(await malloc({ ...inherited, MALLOC_ARENA_MAX: "8", MALLOC_MMAP_THRESHOLD_: "65536" })).toEqual([
+      "MALLOC_ARENA_MAX=8",
+      "MALLOC_MMAP_THRESHOLD_=65536",
+    ]);
   });
 
   it("on Bun, runs with JavaScriptCore told of 128 MiB of RAM unless BUN_JSC_forceRAMSize is set, in the same process", async () => {
