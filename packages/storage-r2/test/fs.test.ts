@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
-import { mkdir, readdir, readFile, readlink, stat, truncate, utimes, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, readlink, stat, truncate, utimes, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "@fw/tooling/test";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { casUpdate } from "../src/cas.js";
 import { fsDriver } from "../src/drivers/fs.js";
 import { describeDriver, expectCode, must, readStream } from "./contract.js";
@@ -257,6 +257,43 @@ describe("fs driver", () => {
     expect(seen.etag).not.toBe(put.etag);
     expect(seen.etag).toBe(createHash("md5").update("changed by someone").digest("hex"));
     await expectCode(driver.put("manual/edited.txt", "x", { ifMatch: put.etag }), "E_PRECONDITION");
+  });
+
+  it("hashes a large file placed by hand once, and again only when it changes", async () => {
+    const { createHash } = await import("node:crypto");
+    const md5 = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("hex");
+    const root = await freshRoot();
+    const driver = fsDriver({ root });
+    const file = join(root, "packages", "big", "packument.json");
+    await mkdir(join(root, "packages", "big"), { recursive: true });
+    const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 13) % 251);
+    await writeFile(file, big);
+    // Every read of a file's content goes through FileHandle#read: count the bytes it reads.
+    const probe = await open(file, "r");
+    const read = vi.spyOn(Object.getPrototypeOf(probe), "read");
+    await probe.close();
+    const bytesRead = async () => {
+      let total = 0;
+      for (const result of read.mock.results) total += ((await result.value) as { bytesRead: number }).bytesRead;
+      read.mockClear();
+      return total;
+    };
+    try {
+      expect(must(await driver.head("packages/big/packument.json")).etag).toBe(md5(big));
+      expect(await bytesRead()).toBe(big.byteLength);
+      expect(must(await driver.head("packages/big/packument.json")).etag).toBe(md5(big));
+      const streamed = must(await driver.stream("packages/big/packument.json"));
+      expect(streamed.etag).toBe(md5(big));
+      await streamed.body.cancel();
+      expect(await bytesRead()).toBe(0);
+
+      const edited = big.slice(0, 2 * 1024 * 1024).reverse();
+      await writeFile(file, edited);
+      expect(must(await driver.head("packages/big/packument.json")).etag).toBe(md5(edited));
+      expect(await bytesRead()).toBe(edited.byteLength);
+    } finally {
+      read.mockRestore();
+    }
   });
 
   it("refuses a key below an existing object, and an object where a folder of keys is", async () => {

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import {
   closeSync,
-  createReadStream,
   fstatSync,
   fsync,
   mkdir as mkdirCallback,
@@ -119,6 +118,40 @@ function matches(sidecar: Sidecar | undefined, stats: Stats & { ino: bigint; siz
 
 /** Whole objects up to this size are streamed from one read instead of a file stream. */
 const WHOLE_READ = 256 * 1024;
+
+function objectInfo(
+  key: string,
+  stats: { size: bigint | number; mtimeMs: bigint | number },
+  etag: string,
+  sidecar?: Sidecar,
+): ObjectInfo {
+  return {
+    key,
+    etag,
+    size: Number(stats.size),
+    lastModified: new Date(Number(stats.mtimeMs)),
+    ...(sidecar?.contentType !== undefined && { contentType: sidecar.contentType }),
+    ...(sidecar?.cacheControl !== undefined && { cacheControl: sidecar.cacheControl }),
+  };
+}
+
+/** Bytes read at a time to hash a file. */
+const HASH_CHUNK = 256 * 1024;
+
+/**
+ * The MD5 of an open file's content, read through one buffer: a stream of chunks would leave the whole
+ * file behind in garbage buffers (20 MB for a popular package's document) until the next collection.
+ */
+async function md5Of(handle: FileHandle): Promise<string> {
+  const hash = createHash("md5");
+  const buffer = Buffer.allocUnsafe(HASH_CHUNK);
+  for (let position = 0; ; ) {
+    const { bytesRead } = await handle.read(buffer, 0, HASH_CHUNK, position);
+    if (bytesRead === 0) return hash.digest("hex");
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+}
 
 /**
  * An open object's bytes. Objects are replaced by rename, never changed in place: the open file keeps
@@ -384,35 +417,41 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
   }
 
   /**
-   * Metadata of a data file, plus the sidecar entry that matched it (a writer keeps it as `previous`).
-   * Without a matching sidecar (a file put there by hand) the MD5 is computed from the content.
+   * ETags computed for data files without a sidecar (put there by hand, or by a copy that left the
+   * sidecars behind), by key: hashing a 20 MB document again on every revalidation read it whole each
+   * time. Like a sidecar, an entry counts only for the exact file it describes (inode, size, mtime).
+   */
+  const hashed = new Map<string, Sidecar>();
+  const HASHED_SIZE = 1000;
+
+  /** The MD5 ETag of an open data file without a sidecar, computed once per file. */
+  async function hashedEtag(key: string, handle: FileHandle, stats: FileStats): Promise<string> {
+    const known = hashed.get(key);
+    if (matches(known, stats)) return (known as Sidecar).etag;
+    const etag = await md5Of(handle);
+    hashed.delete(key);
+    hashed.set(key, { ...fileId(stats), etag });
+    if (hashed.size > HASHED_SIZE) hashed.delete(hashed.keys().next().value as string);
+    return etag;
+  }
+
+  /**
+   * Metadata of a data file open as `handle`, plus the sidecar entry that matched it (a writer keeps it
+   * as `previous`). Without a matching sidecar the MD5 is computed from the content.
    */
   async function inspect(
     key: string,
+    handle: FileHandle,
     stats: FileStats,
-    content: () => AsyncIterable<Uint8Array>,
   ): Promise<{ info: ObjectInfo; sidecar?: Sidecar }> {
     const sidecar = await sidecarFor(key, stats);
-    let etag = sidecar?.etag;
-    if (etag === undefined) {
-      const hash = createHash("md5");
-      for await (const chunk of content()) hash.update(chunk);
-      etag = hash.digest("hex");
-    }
-    const info: ObjectInfo = {
-      key,
-      etag,
-      size: Number(stats.size),
-      lastModified: new Date(Number(stats.mtimeMs)),
-      ...(sidecar?.contentType !== undefined && { contentType: sidecar.contentType }),
-      ...(sidecar?.cacheControl !== undefined && { cacheControl: sidecar.cacheControl }),
-    };
-    return sidecar ? { info, sidecar } : { info };
+    if (sidecar) return { info: objectInfo(key, stats, sidecar.etag, sidecar), sidecar };
+    return { info: objectInfo(key, stats, await hashedEtag(key, handle, stats)) };
   }
 
   /** `inspect` for a file this call has open. */
   function describe(key: string, handle: FileHandle, stats: FileStats): Promise<ObjectInfo> {
-    return inspect(key, stats, () => handle.createReadStream({ start: 0, autoClose: false })).then((r) => r.info);
+    return inspect(key, handle, stats).then((r) => r.info);
   }
 
   /** Writers of one key in this process queue here, so only other processes contend for the lock file. */
@@ -483,7 +522,16 @@ export function fsDriver(options: FsDriverOptions): StorageDriver {
   async function currentWithSidecar(key: string): Promise<{ info: ObjectInfo; sidecar?: Sidecar } | null> {
     const stats = await statData(key);
     if (!stats) return null;
-    return inspect(key, stats, () => createReadStream(dataPath(key)));
+    const sidecar = await sidecarFor(key, stats);
+    if (sidecar) return { info: objectInfo(key, stats, sidecar.etag, sidecar), sidecar };
+    // No sidecar: the file is opened, so that the hash and the stats describe the same file.
+    const opened = await openData(key);
+    if (!opened) return null;
+    try {
+      return await inspect(key, opened.handle, opened.stats);
+    } finally {
+      await opened.handle.close();
+    }
   }
 
   function ensureParent(path: string, key: string): void {
