@@ -57,6 +57,43 @@ describe("casUpdate", () => {
     expect(JSON.parse(new TextDecoder().decode((await driver.get("doc.json"))?.body))).toEqual({ n: 3 });
   });
 
+  it("hands each encoded body back to the codec once its write settled, refused or written, and only then", async () => {
+    const inner = memoryDriver();
+    const v1 = await inner.put("doc.json", '{"n":1}');
+    const events: string[] = [];
+    const driver: StorageDriver = {
+      ...inner,
+      async put(key, body, options) {
+        events.push(`put ${String(body)}`);
+        try {
+          return await inner.put(key, body, options);
+        } finally {
+          events.push(`settled ${String(body)}`);
+        }
+      },
+    };
+    const codec: Codec<{ n: number }> = {
+      encode: (value) => JSON.stringify(value),
+      decode: (bytes) => JSON.parse(new TextDecoder().decode(bytes)) as { n: number },
+      release: (encoded) => events.push(`released ${String(encoded)}`),
+      contentType: "application/json",
+    };
+    await inner.put("doc.json", '{"n":5}', { ifMatch: v1.etag });
+    // A stale cached copy: the first write is refused, the second (from storage) lands.
+    await casUpdate(driver, "doc.json", (d) => ({ n: (d?.n ?? 0) + 1 }), {
+      codec,
+      initial: { value: { n: 1 }, etag: v1.etag },
+    });
+    expect(events).toEqual([
+      'put {"n":2}',
+      'settled {"n":2}',
+      'released {"n":2}',
+      'put {"n":6}',
+      'settled {"n":6}',
+      'released {"n":6}',
+    ]);
+  });
+
   it("reads through the codec's stream decoder and writes a stream the codec makes", async () => {
     const driver = memoryDriver();
     await driver.put("doc.json", '{"n":1}');

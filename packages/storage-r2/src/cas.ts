@@ -11,6 +11,11 @@ export interface Codec<T> {
    * `casUpdate` streams the documents it reads, so a large one is never held as bytes and value at once.
    */
   decodeStream?(body: ReadableStream<Uint8Array>, size: number): Promise<T>;
+  /**
+   * Called with an `encode` result once the write of it settled (written or refused): drivers keep no
+   * reference to a body after `put` settles, so a codec may reuse the memory for a later document.
+   */
+  release?(encoded: Uint8Array | string | ReadableStream<Uint8Array>): void;
   contentType: string;
 }
 
@@ -91,8 +96,9 @@ export async function casUpdate<T = unknown>(
       initial = undefined;
       const next = await update(value, { key, etag, size: -1, lastModified: new Date(0) });
       if (next === undefined) return { value, info: null, written: false, attempts: attempt };
+      const encoded = codec.encode(next);
       try {
-        const written = await driver.put(key, codec.encode(next), {
+        const written = await driver.put(key, encoded, {
           ifMatch: etag,
           contentType: codec.contentType,
           cacheControl: options.cacheControl,
@@ -103,6 +109,8 @@ export async function casUpdate<T = unknown>(
         if (!isStorageError(error, "E_PRECONDITION")) throw error;
         lastError = error;
         continue;
+      } finally {
+        codec.release?.(encoded);
       }
     }
     const current = await read(driver, key, codec, signal);
@@ -121,8 +129,9 @@ export async function casUpdate<T = unknown>(
     const info = current?.info ?? null;
     const next = await update(value, info);
     if (next === undefined) return { value, info, written: false, attempts: attempt };
+    const encoded = codec.encode(next);
     try {
-      const written = await driver.put(key, codec.encode(next), {
+      const written = await driver.put(key, encoded, {
         ...(info ? { ifMatch: info.etag } : { ifNoneMatch: "*" }),
         contentType: codec.contentType,
         cacheControl: options.cacheControl,
@@ -132,6 +141,8 @@ export async function casUpdate<T = unknown>(
     } catch (error) {
       if (!isStorageError(error, "E_PRECONDITION")) throw error;
       lastError = error;
+    } finally {
+      codec.release?.(encoded);
     }
     if (attempt < maxAttempts) {
       const ceiling = Math.min(1000, baseDelay * 2 ** (attempt - 1));

@@ -85,7 +85,10 @@ export interface StorageDriver {
   get(key: string, options?: RequestOptions): Promise<ObjectBytes | null>;
   /** The object (or a byte range of it) as a Web stream, or `null` when it does not exist. */
   stream(key: string, options?: StreamOptions): Promise<ObjectStream | null>;
-  /** Writes an object; conditional writes throw `E_PRECONDITION` when the condition fails. */
+  /**
+   * Writes an object; conditional writes throw `E_PRECONDITION` when the condition fails. Once the
+   * returned promise settles the driver holds no reference to `body`: the caller may reuse its memory.
+   */
   put(key: string, body: PutBody, options?: PutOptions): Promise<ObjectInfo>;
   /** Deletes an object. Resolves `false` when there was nothing to delete. */
   delete(key: string, options?: DeleteOptions): Promise<boolean>;

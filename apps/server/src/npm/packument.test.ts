@@ -82,6 +82,44 @@ describe("PackumentEncoder", () => {
     expectSame(encoder, named("released", { "1.0.0": manifest("1.0.0"), "1.0.1": manifest("1.0.1") }));
   });
 
+  it("writes a body into the buffer of the one before last once storage released it, never into one still being written", () => {
+    const encoder = new PackumentEncoder();
+    let versions: Record<string, VersionManifest> = {};
+    for (let i = 0; i < 1000; i++) versions[`1.0.${i}`] = manifest(`1.0.${i}`, { readme: "r".repeat(500) });
+    const next = () => {
+      versions = { ...versions, [`2.0.${Object.keys(versions).length}`]: manifest("2.0.0") };
+      const value = doc(versions);
+      return { value, bytes: encoder.encode(value) };
+    };
+    const text = (written: { bytes: Uint8Array }) => decoder.decode(written.bytes);
+    const first = next();
+    encoder.release(first.bytes);
+    const second = next();
+    encoder.release(second.bytes);
+    const third = next();
+    expect(third.bytes.buffer).toBe(first.bytes.buffer);
+    expect(text(third)).toBe(JSON.stringify(third.value));
+    expect(text(second)).toBe(JSON.stringify(second.value));
+
+    // The third body's write is still under way: its buffer is not handed out, whatever comes next.
+    const fourth = next();
+    expect(fourth.bytes.buffer).toBe(second.bytes.buffer);
+    const fifth = next();
+    expect(fifth.bytes.buffer).not.toBe(third.bytes.buffer);
+    const sixth = next();
+    const inFlight = [third, fourth, fifth].map((written) => written.bytes.buffer);
+    expect(inFlight).not.toContain(sixth.bytes.buffer);
+    for (const written of [third, fourth, fifth, sixth]) expect(text(written)).toBe(JSON.stringify(written.value));
+    // Released late, it is reused again.
+    encoder.release(third.bytes);
+    encoder.release(fourth.bytes);
+    encoder.release(fifth.bytes);
+    const seventh = next();
+    expect(inFlight).toContain(seventh.bytes.buffer);
+    expect(text(seventh)).toBe(JSON.stringify(seventh.value));
+    expect(text(sixth)).toBe(JSON.stringify(sixth.value));
+  });
+
   it("writes what JSON.stringify writes as versions are appended, inserted, replaced and removed", () => {
     const encoder = new PackumentEncoder();
     let versions: Record<string, VersionManifest> = {};

@@ -79,16 +79,23 @@ interface Section {
 
 /** A package's last serialized document. */
 interface Serialized {
+  name: string;
   body: Uint8Array;
   sections: Map<string, Section>;
+  /** Storage is done with the body (its write settled): see `PackumentEncoder.release`. */
+  released: boolean;
+  /** A newer body of the package was written: this one is no longer copied from. */
+  retired: boolean;
+  /** An earlier body's buffer, free for the package's next body to be written into. */
+  spare?: ArrayBuffer;
 }
 
 /**
  * Body buffers over this size are allocated in whole steps of it, so that successive publishes to a
- * growing document ask for the same sizes again. glibc serves a size it has seen freed from memory it
- * kept, but a new, larger size from fresh pages that fault in on first write: measured here, copying
- * 1.6 MB into a fresh buffer took 6 ms, into a reused one 0.2 ms — most of a publish to a package of
- * 2,000 versions. The steps cost at most 256 KB of slack per kept body.
+ * growing document fit the buffer of the body before (see `PackumentEncoder.release`) until the
+ * document outgrows it. Fresh pages fault in on first write: measured here, copying 1.6 MB into a
+ * fresh buffer took 6 ms, into a reused one 0.2 ms — most of a publish to a package of 2,000 versions.
+ * The steps cost at most 256 KB of slack per kept body.
  */
 const BUFFER_STEP = 256 * 1024;
 
@@ -106,9 +113,11 @@ class BodyWriter {
   private length = 0;
   private run: { from: Uint8Array; start: number; end: number } | undefined;
 
-  constructor(capacity: number) {
+  /** `spare`: a buffer no one reads any more, used when it has room for `capacity`. */
+  constructor(capacity: number, spare?: ArrayBuffer) {
+    const size = stepped(Math.max(1024, capacity));
     // Every byte up to `length` is written before it is read, so the buffer need not be zeroed.
-    this.buffer = Buffer.allocUnsafeSlow(stepped(Math.max(1024, capacity)));
+    this.buffer = spare && spare.byteLength >= size ? Buffer.from(spare) : Buffer.allocUnsafeSlow(size);
   }
 
   /** Bytes written so far, counting the copy held back. */
@@ -188,6 +197,12 @@ const STREAM_ABOVE = 1024 * 1024;
  * can never be the ones serialized here, so the body could not be reused. It is dropped when the
  * document is collected — after the growing package of the bench was released for a popular one, its
  * 2.3 MB body and the 2,000 parsed manifests the body kept alive stayed in memory to no use.
+ *
+ * A body's buffer is written again by the package's next body but one, once storage is done with it
+ * (`release`, which the storage codec calls when the write settled) and a newer body replaced it: two
+ * buffers take turns instead of a fresh one per publish, whose pages fault in on first write and whose
+ * predecessors wait for a full garbage collection (a package of 2,000 versions publishing in a loop left
+ * 10–20 MB of dead 2.5 MB bodies at any time).
  */
 export class PackumentEncoder {
   private readonly last: LRUCache<string, Serialized>;
@@ -196,10 +211,14 @@ export class PackumentEncoder {
       if (this.last.peek(name) === serialized) this.last.delete(name);
     },
   );
+  /** The bodies handed out and not released yet, to find them by their bytes. */
+  private readonly written = new WeakMap<Uint8Array, Serialized>();
 
   /**
    * `maxBytes`: memory for the previous bodies it keeps, one per package, least recently written
-   * dropped first. Default 16 MB; a document larger than that is always serialized in full.
+   * dropped first. Default 16 MB; a document larger than that is always serialized in full. A kept
+   * body may also hold its spare (the buffer of the body before it, see `release`), not charged: that
+   * memory would otherwise be garbage awaiting collection, so at most twice `maxBytes` in all.
    */
   constructor(private readonly maxBytes = 16 * 1024 * 1024) {
     this.last = new LRUCache<string, Serialized>({
@@ -216,6 +235,28 @@ export class PackumentEncoder {
   /** Whether the previous body of the package is kept (for tests). */
   keeps(name: string): boolean {
     return this.last.has(name);
+  }
+
+  /**
+   * Storage is done with `bytes`, an `encode` result (a write of them succeeded or failed; drivers keep
+   * no reference to a body once `put` settles): their buffer may be written again once the package has
+   * a newer body. Other values are ignored.
+   */
+  release(bytes: unknown): void {
+    if (!(bytes instanceof Uint8Array)) return;
+    const serialized = this.written.get(bytes);
+    if (!serialized) return;
+    this.written.delete(bytes);
+    serialized.released = true;
+    if (serialized.retired) this.recycle(serialized);
+  }
+
+  /** Gives a released, retired body's buffer to the package's current body as its spare. */
+  private recycle(serialized: Serialized): void {
+    const current = this.last.peek(serialized.name);
+    if (current && current !== serialized && current.body.buffer !== serialized.body.buffer) {
+      current.spare ??= serialized.body.buffer as ArrayBuffer;
+    }
   }
 
   /**
@@ -236,7 +277,9 @@ export class PackumentEncoder {
   encode(doc: Packument, sizeHint?: number): Uint8Array {
     const prev = this.last.get(doc.name);
     const expected = prev?.body.byteLength ?? sizeHint;
-    const writer = new BodyWriter(expected === undefined ? 64 * 1024 : expected + 64 * 1024);
+    const spare = prev?.spare;
+    if (prev) prev.spare = undefined;
+    const writer = new BodyWriter(expected === undefined ? 64 * 1024 : expected + 64 * 1024, spare);
     const sections = new Map<string, Section>();
     let first = true;
     writer.text("{");
@@ -257,15 +300,20 @@ export class PackumentEncoder {
     writer.text("}");
     const out = writer.finish();
     if (sections.size > 0) {
-      const serialized = { body: out, sections };
+      const serialized: Serialized = { name: doc.name, body: out, sections, released: false, retired: false };
       this.last.set(doc.name, serialized);
       if (this.last.peek(doc.name) === serialized) {
+        this.written.set(out, serialized);
         for (const section of sections.values()) {
           const value = section.value.deref();
           if (value) this.collected.register(value, { name: doc.name, serialized }, serialized);
         }
       }
     } else this.last.delete(doc.name);
+    if (prev && this.last.peek(doc.name) !== prev) {
+      prev.retired = true;
+      if (prev.released) this.recycle(prev);
+    }
     return out;
   }
 }

@@ -130,6 +130,7 @@ export class PackagesService {
     encode: (doc) => this.encoder.storedForm(doc, this.cache.storedSize(doc.name)),
     decode: (bytes) => jsonCodec.decode(bytes) as Packument,
     decodeStream: async (body, size) => (await readJsonBody(body, size)) as Packument,
+    release: (encoded) => this.encoder.release(encoded),
     contentType: "application/json",
   };
 
