@@ -52,7 +52,13 @@ describe("PackumentCache", () => {
     const storage = memoryDriver();
     const doc = bigPackument(6000);
     // Members JSON.stringify drops or writes specially must come out the same.
-    Object.assign(doc, { empty: {}, list: [1, { a: undefined }], skipped: undefined, readme: 'quote " and \u2028' });
+    // A readme of 2- and 4-byte characters longer than the compressor's input buffers splits between them.
+    Object.assign(doc, {
+      empty: {},
+      list: [1, { a: undefined }],
+      skipped: undefined,
+      readme: `quote " and \u2028 ${"é😀x".repeat(50_000)}`,
+    });
     const text = JSON.stringify(doc);
     expect(text.length).toBeGreaterThan(1024 * 1024);
     await storage.put("packages/big/packument.json", text);

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { jsonByteStream, parseJsonStream } from "./json-stream.js";
+import { jsonByteStream, jsonPieces, LazyMembers, parseJsonStream } from "./json-stream.js";
 
 const encoder = new TextEncoder();
 
@@ -188,6 +188,32 @@ describe("jsonByteStream", () => {
         expect(new TextDecoder().decode(new Uint8Array(bytes))).toBe(JSON.stringify(value));
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("makes the members of a LazyMembers as it writes them, with the bytes JSON.stringify gives", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(fc.string(), fc.jsonValue()), fc.jsonValue(), async (members, other) => {
+        let made = 0;
+        const lazy = new LazyMembers(function* () {
+          for (const [key, member] of Object.entries(members)) {
+            made++;
+            yield [key, { member, skipped: undefined }];
+          }
+        });
+        // At the top, one level down (split member by member) and deeper (whole, through toJSON).
+        const value = { lazy, other, nested: { lazy, deeper: { lazy } } };
+        const expected = JSON.stringify(value);
+        expect([...jsonPieces(value)].join("")).toBe(expected);
+        expect(await readAll(jsonByteStream(value, 7))).toBe(expected);
+        // The first member is written before the second is made.
+        made = 0;
+        const pieces = jsonPieces({ lazy });
+        expect(pieces.next().value).toBe('{"lazy":');
+        pieces.next();
+        expect(made).toBe(Object.keys(members).length > 0 ? 1 : 0);
+      }),
+      { numRuns: 200 },
     );
   });
 

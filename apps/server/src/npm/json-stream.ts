@@ -313,11 +313,37 @@ export async function readJsonBody(body: ReadableStream<Uint8Array>, size: numbe
   return JSON.parse(decoder.decode(await readAll(body)));
 }
 
-/** Pieces of `JSON.stringify(value)`: an object and its object-valued members, member by member. */
+/**
+ * An object whose members are made as they are serialized: `jsonPieces` (the streamed and gzipped forms
+ * of large documents) holds one member at a time, `JSON.stringify` gets them all at once through
+ * `toJSON`. A served packument's versions are one: rewriting the tarball URLs of 3,000 manifests built
+ * a second tree of them for the whole of a render.
+ */
+export class LazyMembers {
+  constructor(readonly members: () => Iterable<readonly [string, unknown]>) {}
+
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of this.members()) define(out, key, value);
+    return out;
+  }
+}
+
+/**
+ * Pieces of `JSON.stringify(value)`: an object and its object-valued members, member by member (a
+ * `LazyMembers` as its members are made).
+ */
 export function* jsonPieces(value: unknown, depth = 0): Generator<string> {
-  if (depth < 2 && typeof value === "object" && value !== null && !Array.isArray(value) && !("toJSON" in value)) {
+  const lazy = value instanceof LazyMembers;
+  if (
+    depth < 2 &&
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    (lazy || !("toJSON" in value))
+  ) {
     let separator = "{";
-    for (const [key, member] of Object.entries(value)) {
+    for (const [key, member] of lazy ? value.members() : Object.entries(value)) {
       // Members JSON.stringify leaves out.
       if (member === undefined || typeof member === "function" || typeof member === "symbol") continue;
       yield `${separator}${JSON.stringify(key)}:`;

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
-import { jsonByteStream } from "./json-stream.js";
+import { jsonByteStream, LazyMembers } from "./json-stream.js";
 import { tarballFilename } from "./names.js";
 
 export interface Person {
@@ -431,42 +431,48 @@ export function publicVersion(manifest: VersionManifest, base: string): VersionM
   };
 }
 
-/** The full packument as served (`application/json`). */
+/** The full packument as served (`application/json`); its versions are made as they are serialized. */
 export function fullDocument(doc: Packument, base: string): Record<string, unknown> {
-  const versions: Record<string, VersionManifest> = {};
-  for (const [version, manifest] of Object.entries(doc.versions)) versions[version] = publicVersion(manifest, base);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(doc)) {
     if (key.startsWith("_fw")) continue;
     out[key] = value;
   }
-  out.versions = versions;
+  out.versions = new LazyMembers(function* () {
+    for (const [version, manifest] of Object.entries(doc.versions)) yield [version, publicVersion(manifest, base)];
+  });
   return out;
 }
 
-/** The abbreviated packument (`application/vnd.npm.install-v1+json`): only what installers read. */
+/** A version as the abbreviated packument has it: only the fields installers read. */
+function installManifest(manifest: VersionManifest, base: string): Record<string, unknown> {
+  const slim: Record<string, unknown> = {};
+  for (const field of INSTALL_FIELDS) if (manifest[field] !== undefined) slim[field] = manifest[field];
+  const dist = manifest.dist;
+  slim.dist = {
+    shasum: dist.shasum,
+    integrity: dist.integrity,
+    tarball: tarballUrl(base, manifest.name, manifest.version),
+    ...(dist.fileCount !== undefined && { fileCount: dist.fileCount }),
+    ...(dist.unpackedSize !== undefined && { unpackedSize: dist.unpackedSize }),
+    ...(dist.signatures !== undefined && { signatures: dist.signatures }),
+    ...(dist.attestations !== undefined && { attestations: publicVersion(manifest, base).dist.attestations }),
+  };
+  return slim;
+}
+
+/**
+ * The abbreviated packument (`application/vnd.npm.install-v1+json`): only what installers read; its
+ * versions are made as they are serialized.
+ */
 export function abbreviatedDocument(doc: Packument, base: string): Record<string, unknown> {
-  const versions: Record<string, Record<string, unknown>> = {};
-  for (const [version, manifest] of Object.entries(doc.versions)) {
-    const slim: Record<string, unknown> = {};
-    for (const field of INSTALL_FIELDS) if (manifest[field] !== undefined) slim[field] = manifest[field];
-    const dist = publicVersion(manifest, base).dist;
-    slim.dist = {
-      shasum: dist.shasum,
-      integrity: dist.integrity,
-      tarball: dist.tarball,
-      ...(dist.fileCount !== undefined && { fileCount: dist.fileCount }),
-      ...(dist.unpackedSize !== undefined && { unpackedSize: dist.unpackedSize }),
-      ...(dist.signatures !== undefined && { signatures: dist.signatures }),
-      ...(dist.attestations !== undefined && { attestations: dist.attestations }),
-    };
-    versions[version] = slim;
-  }
   return {
     name: doc.name,
     modified: doc.time.modified ?? new Date(0).toISOString(),
     "dist-tags": doc["dist-tags"],
-    versions,
+    versions: new LazyMembers(function* () {
+      for (const [version, manifest] of Object.entries(doc.versions)) yield [version, installManifest(manifest, base)];
+    }),
   };
 }
 
